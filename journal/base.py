@@ -112,6 +112,27 @@ class Journal(abc.ABC):
     def collections(self) -> list[str]:
         """Every collection with at least one event, sorted."""
 
+    def last_seq_at(self, collection: str, at: datetime) -> int:
+        """The highest ``seq`` recorded at or before ``at``, 0 when none.
+
+        Replay uses it to turn a time into a target ``seq``. A naive
+        datetime is taken to be UTC. This generic version reads the whole
+        collection; backends override it with an indexed query.
+        """
+
+        def utc(moment: datetime) -> datetime:
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+        limit = utc(at)
+        return max(
+            (
+                envelope.seq
+                for envelope in self.read(collection)
+                if utc(envelope.recorded_at) <= limit
+            ),
+            default=0,
+        )
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default holds none."""
 

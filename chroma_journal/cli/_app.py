@@ -1,0 +1,53 @@
+"""Root command: reads the settings once and configures logging."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from chroma_journal.cli import _consumer, _producers
+from chroma_journal.cli._common import fail
+from chroma_journal.logs import configure_logging
+from chroma_journal.settings import Settings
+
+app = typer.Typer(
+    name="chroma-journal",
+    help=(
+        "Keep ChromaDB collections correct, recent and rebuildable from an "
+        "event journal. Configuration comes from environment variables "
+        "(JOURNAL_URL, CHROMA_ROOT, OBJECT_STORE_URL, ...); the defaults run "
+        "everything embedded under ./var."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    log_level: Annotated[
+        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")
+    ] = None,
+    json_logs: Annotated[
+        bool, typer.Option("--json-logs", help="Log one JSON object per line.")
+    ] = False,
+) -> None:
+    """Read the settings and set up logging for every subcommand."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        fail(f"invalid configuration:\n{error}")
+    configure_logging(
+        fmt="json" if json_logs else settings.log_format,
+        level=log_level or settings.log_level,
+        file=settings.log_file,
+    )
+    ctx.obj = settings
+
+
+_producers.register(app)
+_consumer.register(app)

@@ -1,0 +1,49 @@
+"""Logging set-up for the entry points (libraries never configure logging).
+
+Local runs get readable console lines on stderr; production gets one JSON
+object per line. Either way values travel as structured fields, and nothing
+is ever written to stdout, which the KCL processor uses as its protocol
+channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import structlog
+
+
+def configure_logging(
+    *, fmt: str = "console", level: str = "INFO", file: Path | None = None
+) -> None:
+    """Route structlog and stdlib logging to stderr or ``file``."""
+    stream: TextIO
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        stream = file.open("a", encoding="utf-8")  # noqa: SIM115 - process-long
+    else:
+        stream = sys.stderr
+    renderer: structlog.typing.Processor
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(sort_keys=True)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(stream=stream, level=logging.WARNING, force=True)

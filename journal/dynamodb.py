@@ -1,0 +1,455 @@
+"""The production journal on one DynamoDB table (DESIGN section 4).
+
+An append reads the collection's head with a strongly consistent Query and
+writes ``head + 1 ...`` under ``attribute_not_exists``, so a writer only
+ever extends the sequence by one and it stays gapless. Two writers that read
+the same head race; the loser sees its condition fail and retries with a
+fresh head (bounded, with jittered backoff)::
+
+    writer A   head=7 ─ put 8 ✓
+    writer B   head=7 ───── put 8 ✗ (exists) ─ wait ─ head=8 ─ put 9 ✓
+
+An event with an idempotency key is written together with a key item in one
+``TransactWriteItems``; when the key item already exists the transaction is
+cancelled, nothing is written, and the first event stored under the key is
+returned. Item layout: :mod:`journal._dynamodb_layout`.
+
+Throttling and transient errors are retried by botocore (see
+:mod:`journal.aws_clients`); only the append race is retried here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from journal import _dynamodb_layout as layout
+from journal._dynamodb_batch import BatchPlan, KeysExist, LostRace, cancellation
+from journal.aws_schema import (
+    JOURNAL_PARTITION_KEY,
+    JOURNAL_PARTITION_KEY_TYPE,
+    JOURNAL_SORT_KEY,
+    JOURNAL_SORT_KEY_TYPE,
+)
+from journal.base import (
+    DEFAULT_MAX_EVENT_BYTES,
+    AppendResult,
+    Clock,
+    Journal,
+    Publisher,
+    utc_now,
+)
+from journal.errors import EventTooLarge, JournalError, JournalUnavailable
+from journal.events import Envelope, NewEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef
+
+log = structlog.get_logger(__name__)
+
+#: Attempts of one append under contention before giving up.
+DEFAULT_MAX_RACE_RETRIES = 20
+_KEY_NAMES = {"#c": JOURNAL_PARTITION_KEY, "#s": JOURNAL_SORT_KEY}
+
+
+class BatchTooLarge(JournalError):
+    """A batch does not fit in one DynamoDB transaction, so it cannot be
+    appended atomically; split it into smaller batches."""
+
+    def __init__(self, collection: str, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"batch for collection {collection!r} needs {size} {what}, over "
+            f"the transaction limit of {limit}"
+        )
+        self.collection = collection
+        self.size = size
+        self.limit = limit
+
+
+class AppendContended(JournalError):
+    """Every attempt of an append lost the race for the next seq."""
+
+    def __init__(self, collection: str, attempts: int) -> None:
+        super().__init__(
+            f"append to {collection!r} lost the race for the next seq "
+            f"{attempts} times; too many concurrent writers"
+        )
+        self.collection = collection
+        self.attempts = attempts
+
+
+class DynamoDBJournal(Journal):
+    """The journal in a DynamoDB table keyed (collection, seq)."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        clock: Clock = utc_now,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        publisher: Publisher | None = None,
+        max_race_retries: int = DEFAULT_MAX_RACE_RETRIES,
+    ) -> None:
+        if max_event_bytes > layout.ITEM_LIMIT_BYTES:
+            raise ValueError(
+                f"max_event_bytes {max_event_bytes} exceeds DynamoDB's item "
+                f"limit of {layout.ITEM_LIMIT_BYTES} bytes"
+            )
+        super().__init__(
+            clock=clock, max_event_bytes=max_event_bytes, publisher=publisher
+        )
+        self._client = client
+        self._table = table_name
+        self._max_race_retries = max_race_retries
+
+    # -- the Journal contract -------------------------------------------------
+
+    def _append_batch(
+        self, collection: str, events: Sequence[NewEvent]
+    ) -> list[AppendResult]:
+        plan = BatchPlan(events)
+        self._check_action_count(collection, plan)
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_race_retries),
+            wait=wait_random_exponential(multiplier=0.005, max=0.25),
+            retry=retry_if_exception_type(LostRace),
+            before_sleep=_log_race,
+            reraise=True,
+        )
+        try:
+            results = retrying(self._attempt, collection, plan)
+        except LostRace as race:
+            raise AppendContended(collection, self._max_race_retries) from race
+        log.debug(
+            "journal_appended",
+            collection=collection,
+            seqs=[result.seq for result in results if not result.duplicate],
+            duplicates=sum(result.duplicate for result in results),
+        )
+        return results
+
+    def read(
+        self, collection: str, after: int = 0, upto: int | None = None
+    ) -> Iterator[Envelope]:
+        """Events with ``after < seq <= upto`` in order, one page at a time,
+        read strongly consistently."""
+        values: dict[str, Any] = {":c": {"S": collection}}
+        if upto is None:
+            condition = "#c = :c AND #s > :after"
+            values[":after"] = {"N": str(after)}
+        elif upto > after:
+            condition = "#c = :c AND #s BETWEEN :lo AND :hi"
+            values[":lo"] = {"N": str(after + 1)}
+            values[":hi"] = {"N": str(upto)}
+        else:
+            return
+        items = self._query_pages(
+            "read",
+            collection,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ProjectionExpression="#e",
+            ExpressionAttributeNames={**_KEY_NAMES, "#e": layout.ENVELOPE},
+        )
+        for item in items:
+            yield layout.envelope_of(item)
+
+    def head(self, collection: str) -> int:
+        """The highest ``seq`` of ``collection`` (strongly consistent)."""
+        items = self._query_pages(
+            "head",
+            collection,
+            KeyConditionExpression="#c = :c",
+            ExpressionAttributeValues={":c": {"S": collection}},
+            ProjectionExpression="#s",
+            ExpressionAttributeNames=_KEY_NAMES,
+            ScanIndexForward=False,
+            Limit=1,
+        )
+        newest = next(items, None)
+        return int(newest[JOURNAL_SORT_KEY]["N"]) if newest else 0
+
+    def collections(self) -> list[str]:
+        """Every collection with at least one event, sorted.
+
+        Reads the registry partition, which holds one item per collection
+        (written with its first event), rather than scanning every event.
+        """
+        items = self._query_pages(
+            "collections",
+            layout.REGISTRY_PARTITION,
+            KeyConditionExpression="#c = :c",
+            ExpressionAttributeValues={":c": {"S": layout.REGISTRY_PARTITION}},
+            ProjectionExpression="#n, #p",
+            ExpressionAttributeNames={
+                "#c": JOURNAL_PARTITION_KEY,
+                "#n": layout.NAME,
+                "#p": layout.PROVISIONAL,
+            },
+        )
+        listed = [
+            item[layout.NAME]["S"]
+            for item in items
+            if layout.PROVISIONAL not in item or self.head(item[layout.NAME]["S"])
+        ]
+        return sorted(listed)
+
+    def last_seq_at(self, collection: str, at: datetime) -> int:
+        """The highest ``seq`` recorded at or before ``at`` (0 when none).
+
+        Walks the collection newest first; the first match is the answer, so
+        a recent ``at`` costs one page even when writers' clocks disagree.
+        """
+        items = self._query_pages(
+            "last_seq_at",
+            collection,
+            KeyConditionExpression="#c = :c",
+            FilterExpression="#r <= :at",
+            ExpressionAttributeValues={
+                ":c": {"S": collection},
+                ":at": {"S": layout.time_key(at)},
+            },
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={**_KEY_NAMES, "#r": layout.RECORDED_AT},
+            ScanIndexForward=False,
+        )
+        newest = next(items, None)
+        return int(newest[JOURNAL_SORT_KEY]["N"]) if newest else 0
+
+    # -- appending ------------------------------------------------------------
+
+    def _attempt(self, collection: str, plan: BatchPlan) -> list[AppendResult]:
+        """One try at the next seqs; raises LostRace when another writer won.
+
+        Keys found to exist already are resolved and the rest of the batch is
+        retried at once: each round shrinks the batch, so this loop ends.
+        """
+        while True:
+            head = self.head(collection)
+            fresh = plan.pending()
+            envelopes = [
+                self._stamp(event, head + offset)
+                for offset, event in enumerate(fresh, start=1)
+            ]
+            self._check_sizes(collection, envelopes)
+            try:
+                if envelopes:
+                    self._write(collection, head, envelopes)
+            except KeysExist as exists:
+                plan.resolve(self._stored(collection, exists.seqs))
+                continue
+            return plan.results(envelopes)
+
+    def _write(self, collection: str, head: int, envelopes: list[Envelope]) -> None:
+        only = envelopes[0]
+        if len(envelopes) == 1 and only.idempotency_key is None and head > 0:
+            self._put_one(only)
+        else:
+            self._transact(collection, head, envelopes)
+
+    def _put_one(self, envelope: Envelope) -> None:
+        """The cheapest append: one conditional PutItem."""
+        with self._translated("append", envelope.collection):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=layout.event_item(envelope),
+                    ConditionExpression="attribute_not_exists(#s)",
+                    ExpressionAttributeNames={"#s": JOURNAL_SORT_KEY},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as error:
+                if _code(error) != "ConditionalCheckFailedException":
+                    raise
+                # A retry by botocore after a lost response finds our own
+                # item: the append succeeded.
+                response: dict[str, Any] = dict(error.response)
+                stored: dict[str, Any] = response.get("Item", {})
+                if stored.get(layout.EVENT_ID, {}).get("S") != envelope.event_id:
+                    raise LostRace(envelope.collection, envelope.seq) from error
+
+    def _transact(self, collection: str, head: int, envelopes: list[Envelope]) -> None:
+        """Events, their key items and (for a first event) the registry item,
+        all or nothing. botocore fills ``ClientRequestToken``, so its own
+        retries of this call are idempotent on the service side."""
+        actions, keys = _actions(self._table, envelopes)
+        if head == 0:
+            self._add_registry(collection, actions)
+        self._check_transaction_size(collection, actions)
+        with self._translated("append", collection):
+            try:
+                self._client.transact_write_items(
+                    TransactItems=[{"Put": action} for action in actions]
+                )
+            except ClientError as error:
+                if _code(error) != "TransactionCanceledException":
+                    raise
+                raise cancellation(collection, head, error, keys) from error
+
+    def _add_registry(self, collection: str, actions: list[PutTypeDef]) -> None:
+        """List a new collection in the registry with its first event.
+
+        A first batch that fills the transaction leaves no room for the
+        registry item; it is then written ahead, marked provisional, and
+        :meth:`collections` checks such a collection's head before listing it.
+        """
+        if len(actions) < layout.TRANSACTION_MAX_ACTIONS:
+            registry: PutTypeDef = {
+                "TableName": self._table,
+                "Item": layout.registry_item(collection),
+            }
+            actions.append(registry)
+            return
+        with self._translated("append", collection):
+            self._client.put_item(
+                TableName=self._table,
+                Item=layout.registry_item(collection, provisional=True),
+            )
+
+    def _stored(self, collection: str, seqs: dict[str, int]) -> dict[str, Envelope]:
+        """The envelopes first stored under existing idempotency keys."""
+        found: dict[str, Envelope] = {}
+        for key, seq in seqs.items():
+            if seq < 0:
+                seq = self._key_seq(collection, key)
+            with self._translated("append", collection):
+                item = self._client.get_item(
+                    TableName=self._table,
+                    Key=layout.key_of(collection, seq),
+                    ConsistentRead=True,
+                )["Item"]
+            found[key] = layout.envelope_of(item)
+        return found
+
+    def _key_seq(self, collection: str, key: str) -> int:
+        with self._translated("append", collection):
+            item = self._client.get_item(
+                TableName=self._table,
+                Key=layout.key_of(
+                    layout.key_partition(collection, key), layout.KEY_ITEM_SEQ
+                ),
+                ConsistentRead=True,
+            )["Item"]
+        return layout.stored_seq(item)
+
+    # -- limits ---------------------------------------------------------------
+
+    def _check_action_count(self, collection: str, plan: BatchPlan) -> None:
+        actions = plan.max_actions()
+        if actions > layout.TRANSACTION_MAX_ACTIONS:
+            raise BatchTooLarge(
+                collection, "write actions", actions, layout.TRANSACTION_MAX_ACTIONS
+            )
+
+    def _check_sizes(self, collection: str, envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            size = layout.item_size(layout.event_item(envelope))
+            if size > layout.ITEM_LIMIT_BYTES:
+                raise EventTooLarge(collection, size, layout.ITEM_LIMIT_BYTES)
+
+    @staticmethod
+    def _check_transaction_size(collection: str, actions: list[PutTypeDef]) -> None:
+        size = sum(layout.item_size(action["Item"]) for action in actions)
+        if size > layout.TRANSACTION_LIMIT_BYTES:
+            raise BatchTooLarge(
+                collection, "bytes", size, layout.TRANSACTION_LIMIT_BYTES
+            )
+
+    # -- reading --------------------------------------------------------------
+
+    def _query_pages(
+        self, operation: str, collection: str, **query: Any
+    ) -> Iterator[layout.Item]:
+        """Items of a strongly consistent Query, following LastEvaluatedKey
+        only as far as the caller iterates."""
+        while True:
+            with self._translated(operation, collection):
+                page = self._client.query(
+                    TableName=self._table, ConsistentRead=True, **query
+                )
+            yield from page["Items"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return
+            query["ExclusiveStartKey"] = start
+
+    @contextmanager
+    def _translated(self, operation: str, collection: str) -> Iterator[None]:
+        """The one place where boto3 errors become journal errors."""
+        try:
+            yield
+        except (ClientError, BotoCoreError) as error:
+            raise JournalUnavailable(
+                f"journal {operation} on table {self._table!r} for "
+                f"{collection!r} failed: {error}"
+            ) from error
+
+
+def _actions(
+    table: str, envelopes: list[Envelope]
+) -> tuple[list[PutTypeDef], dict[int, str]]:
+    """Put actions of a transaction, and which action index holds which key."""
+    actions: list[PutTypeDef] = []
+    keys: dict[int, str] = {}
+    for envelope in envelopes:
+        actions.append(_put_absent(table, layout.event_item(envelope)))
+        if envelope.idempotency_key is not None:
+            keys[len(actions)] = envelope.idempotency_key
+            key_put = _put_absent(table, layout.key_item(envelope))
+            key_put["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            actions.append(key_put)
+    return actions, keys
+
+
+def _put_absent(table: str, item: layout.Item) -> PutTypeDef:
+    """A transaction Put that fails when the item exists."""
+    return {
+        "TableName": table,
+        "Item": item,
+        "ConditionExpression": "attribute_not_exists(#s)",
+        "ExpressionAttributeNames": {"#s": JOURNAL_SORT_KEY},
+    }
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _log_race(state: Any) -> None:
+    log.debug("journal_append_race_lost", attempt=state.attempt_number)
+
+
+def create_journal_table(client: DynamoDBClient, name: str) -> None:
+    """Create the journal table (on-demand) and wait until it is active.
+
+    For tests and development; production tables come from Terraform.
+    """
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": JOURNAL_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": JOURNAL_SORT_KEY, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {
+                "AttributeName": JOURNAL_PARTITION_KEY,
+                "AttributeType": JOURNAL_PARTITION_KEY_TYPE,
+            },
+            {"AttributeName": JOURNAL_SORT_KEY, "AttributeType": JOURNAL_SORT_KEY_TYPE},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=name)

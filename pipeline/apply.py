@@ -1,0 +1,220 @@
+"""Applying one journal event to an open collection (DESIGN section 3).
+
+One function per payload kind. Each is idempotent (applying an event twice
+leaves the records as applying it once), which is what lets the consumer
+retry a failed event in the same working copy and lets a replay from a
+snapshot reach the live consumer's digest. Records carry the metadata keys
+``image_id`` (str), ``receipt_id`` and ``line_id`` (int), and ``word_id``
+(int, words only).
+
+Semantics:
+
+- ``delta_merge``: fetch the delta (sha256 checked, extracted safely into a
+  scratch directory) and upsert its records. ChromaDB's upsert replaces the
+  embedding and document and *merges* metadata: keys the delta does not name
+  keep their stored value, so labels and receipt metadata applied before a
+  record is re-embedded survive it.
+- ``metadata_update``: every record of (image_id, receipt_id) gets the
+  changes; a None value removes the key.
+- ``label_update``: the word's record gets the label keys of
+  :func:`journal.labels.label_metadata` (``",A,B,"`` lists, an empty list
+  removes its key). A word that is not stored is skipped with a warning.
+- ``records_delete``: the receipt's records, or the line's record and its
+  words, or one word.
+- ``snapshot_request`` and bookkeeping kinds change no records; a snapshot
+  request is reported in the result for the snapshot step.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from journal.deltas import DeltaLimits, fetch_delta, iter_delta_records
+from journal.events import (
+    DeltaMerge,
+    Envelope,
+    LabelUpdate,
+    MetadataUpdate,
+    RecordsDelete,
+    SnapshotRequest,
+)
+from journal.ids import word_id_of
+from journal.labels import label_metadata
+from journal.objectstore import ObjectStore
+from pipeline.chroma import ChromaCollection, RecordPage
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ApplyResult:
+    """What applying events did; ``touched`` holds every id written or
+    deleted, so the record hashes can be refreshed for exactly those."""
+
+    upserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    touched: set[str] = field(default_factory=set)
+    snapshot_requested: bool = False
+
+    def merge(self, other: ApplyResult) -> None:
+        """Add ``other``'s counts to this result."""
+        self.upserted += other.upserted
+        self.updated += other.updated
+        self.deleted += other.deleted
+        self.touched |= other.touched
+        self.snapshot_requested |= other.snapshot_requested
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """What applying needs besides the collection."""
+
+    objects: ObjectStore
+    scratch_dir: Path
+    delta_limits: DeltaLimits = field(default_factory=DeltaLimits)
+
+
+def apply_event(
+    collection: ChromaCollection, envelope: Envelope, context: ApplyContext
+) -> ApplyResult:
+    """Apply one event to an open collection."""
+    payload = envelope.payload
+    match payload:
+        case DeltaMerge():
+            return apply_delta(collection, envelope, payload, context)
+        case MetadataUpdate():
+            return apply_metadata(collection, payload)
+        case LabelUpdate():
+            return apply_labels(collection, envelope)
+        case RecordsDelete():
+            return apply_delete(collection, payload)
+        case SnapshotRequest():
+            return ApplyResult(snapshot_requested=True)
+        case _:
+            return ApplyResult()
+
+
+def apply_delta(
+    collection: ChromaCollection,
+    envelope: Envelope,
+    payload: DeltaMerge,
+    context: ApplyContext,
+) -> ApplyResult:
+    """Upsert every record of the delta."""
+    result = ApplyResult()
+    context.scratch_dir.mkdir(parents=True, exist_ok=True)
+    prefix = f"delta-{envelope.seq}-"
+    with tempfile.TemporaryDirectory(dir=context.scratch_dir, prefix=prefix) as tmp:
+        delta_dir = fetch_delta(
+            context.objects, payload, Path(tmp) / "delta", context.delta_limits
+        )
+        for records in iter_delta_records(delta_dir):
+            page = RecordPage(
+                ids=records.ids,
+                embeddings=records.embeddings,
+                documents=list(records.documents),
+                metadatas=list(records.metadatas),
+            )
+            collection.upsert(page)
+            result.upserted += len(page)
+            result.touched.update(page.ids)
+    if result.upserted != payload.records:
+        log.warning(
+            "delta_count_mismatch",
+            collection=envelope.collection,
+            seq=envelope.seq,
+            key=payload.key,
+            announced=payload.records,
+            found=result.upserted,
+        )
+    return result
+
+
+def apply_metadata(
+    collection: ChromaCollection, payload: MetadataUpdate
+) -> ApplyResult:
+    """Apply receipt-level metadata changes to every record of the receipt."""
+    ids = collection.ids_where(record_filter(payload.image_id, payload.receipt_id))
+    collection.update_metadatas(ids, payload.changes)
+    return ApplyResult(updated=len(ids), touched=set(ids))
+
+
+def apply_labels(collection: ChromaCollection, envelope: Envelope) -> ApplyResult:
+    """Replace one word's label state (see :func:`apply_label_run`)."""
+    return apply_label_run(collection, [envelope])
+
+
+def apply_label_run(
+    collection: ChromaCollection, envelopes: Sequence[Envelope]
+) -> ApplyResult:
+    """Apply consecutive ``label_update`` events with one existence check and
+    one update, with the result of applying them one by one.
+
+    That holds because a label update replaces the word's whole label state
+    (so per word only the last one counts) and label updates neither add nor
+    remove records (so which words exist cannot change within the run). One
+    ChromaDB call per event would cost 10-20 ms each; labelling agents send
+    labels by the thousand.
+    """
+    labels: list[tuple[Envelope, str, LabelUpdate]] = []
+    for envelope in envelopes:
+        payload = envelope.payload
+        if not isinstance(payload, LabelUpdate):
+            raise TypeError(f"seq {envelope.seq} is not a label_update")
+        labels.append((envelope, _word_of(payload), payload))
+    latest = {word: payload for _, word, payload in labels}
+
+    present = collection.existing(list(latest))
+    missing = [(envelope, word) for envelope, word, _ in labels if word not in present]
+    for envelope, word in missing:
+        log.warning(
+            "label_target_missing",
+            collection=envelope.collection,
+            seq=envelope.seq,
+            id=word,
+        )
+    words = [word for word in latest if word in present]
+    collection.update_each(words, [label_metadata(latest[word]) for word in words])
+    return ApplyResult(updated=len(labels) - len(missing), touched=set(words))
+
+
+def _word_of(payload: LabelUpdate) -> str:
+    return word_id_of(
+        payload.image_id, payload.receipt_id, payload.line_id, payload.word_id
+    )
+
+
+def apply_delete(collection: ChromaCollection, payload: RecordsDelete) -> ApplyResult:
+    """Delete a receipt's, a line's or a word's records."""
+    where = record_filter(
+        payload.image_id, payload.receipt_id, payload.line_id, payload.word_id
+    )
+    ids = collection.ids_where(where)
+    collection.delete(ids)
+    return ApplyResult(deleted=len(ids), touched=set(ids))
+
+
+def record_filter(
+    image_id: str,
+    receipt_id: int,
+    line_id: int | None = None,
+    word_id: int | None = None,
+) -> dict[str, Any]:
+    """A ChromaDB ``where`` matching the records below a receipt, a line or
+    a word (a line's filter matches its words too: they carry its line_id)."""
+    terms: list[dict[str, Any]] = [
+        {"image_id": {"$eq": image_id}},
+        {"receipt_id": {"$eq": receipt_id}},
+    ]
+    if line_id is not None:
+        terms.append({"line_id": {"$eq": line_id}})
+    if word_id is not None:
+        terms.append({"word_id": {"$eq": word_id}})
+    return {"$and": terms}

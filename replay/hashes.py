@@ -1,0 +1,103 @@
+"""Per-record hashes of a collection, to compute its digest and to name the
+records in which two collections differ.
+
+The hash of a record and the digest over them are those of
+:mod:`pipeline.digest` (the consumer writes that digest into every
+manifest), so a rebuild's digest compares with a live version's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pipeline.chroma import ChromaCollection, RecordPage
+from pipeline.digest import Digest, RecordHashes, record_hash
+
+
+@dataclass(frozen=True)
+class RecordDiff:
+    """How two collections differ, with up to ``sample`` ids of each kind
+    (sorted, so the first differing ids come first)."""
+
+    only_left: list[str]
+    only_right: list[str]
+    changed: list[str]
+    only_left_count: int
+    only_right_count: int
+    changed_count: int
+
+    @property
+    def total(self) -> int:
+        """Ids present on one side only or stored differently."""
+        return self.only_left_count + self.only_right_count + self.changed_count
+
+    def sample_ids(self, limit: int) -> list[str]:
+        """The first ``limit`` differing ids of any kind, sorted."""
+        return sorted({*self.only_left, *self.only_right, *self.changed})[:limit]
+
+
+class RecordIndex:
+    """Record hashes by id."""
+
+    def __init__(self) -> None:
+        self._hashes: dict[str, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._hashes
+
+    def ids(self) -> list[str]:
+        """Every record id, sorted."""
+        return sorted(self._hashes)
+
+    @classmethod
+    def scan(cls, collection: ChromaCollection) -> RecordIndex:
+        """Hash every record of an open collection, a page at a time."""
+        index = cls()
+        for page in collection.pages():
+            index.add(page)
+        return index
+
+    def add(self, page: RecordPage) -> None:
+        """Hash (or re-hash) the records of ``page``."""
+        for position, record_id in enumerate(page.ids):
+            self._hashes[record_id] = record_hash(
+                record_id,
+                page.embeddings[position],
+                page.documents[position],
+                page.metadatas[position],
+            )
+
+    def refresh(self, collection: ChromaCollection, ids: Iterable[str]) -> None:
+        """Re-read ``ids``: stored ones are re-hashed, missing ones dropped."""
+        wanted = sorted(set(ids))
+        for record_id in wanted:
+            self._hashes.pop(record_id, None)
+        for page in collection.records(wanted):
+            self.add(page)
+
+    def digest(self) -> Digest:
+        """The content digest (DESIGN section 9)."""
+        return RecordHashes(self._hashes).digest()
+
+    def diff(self, other: RecordIndex, sample: int = 10) -> RecordDiff:
+        """Where this index (left) and ``other`` (right) differ."""
+        left, right = self._hashes, other._hashes
+        only_left = sorted(left.keys() - right.keys())
+        only_right = sorted(right.keys() - left.keys())
+        changed = sorted(
+            record_id
+            for record_id in left.keys() & right.keys()
+            if left[record_id] != right[record_id]
+        )
+        return RecordDiff(
+            only_left=only_left[:sample],
+            only_right=only_right[:sample],
+            changed=changed[:sample],
+            only_left_count=len(only_left),
+            only_right_count=len(only_right),
+            changed_count=len(changed),
+        )

@@ -1,0 +1,182 @@
+"""moto-backed AWS for tests: clients, tables and the contract-suite factories.
+
+Everything runs in-process under ``moto.mock_aws``; no test talks to AWS.
+Two moto behaviours are accounted for here (see the issue note):
+
+- moto's in-process backend is not linearizable under threads: a
+  ``TransactWriteItems`` that is cancelled restores a deep copy of the whole
+  table taken when it started, erasing writes other threads made meanwhile,
+  and a conditional check and its write are separate Python steps. DynamoDB
+  applies each request atomically; :class:`SerializedClient` restores that
+  by running one request at a time (append races still happen, since a head
+  read and the write are separate requests).
+- that deep copy also makes every transaction cost O(table size), which turns
+  a few thousand keyed appends into minutes. :func:`cheap_transaction_backup`
+  replaces it, for the journal table only, with a copy that shares the items:
+  equivalent for transactions made only of ``Put`` actions (a Put replaces
+  an item, never mutates it), the only kind the journal writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from unittest import mock
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.dynamodb.models import table as moto_table
+from moto.server import ThreadedMotoServer
+
+from journal.aws_clients import client_config, make_client
+from journal.base import Clock, Journal, Publisher
+from journal.dynamodb import DynamoDBJournal, create_journal_table
+from pipeline.lease import Lease
+from pipeline.lease_dynamodb import DynamoDBLease, create_lease_table
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kinesis import KinesisClient
+
+REGION = "us-east-1"
+JOURNAL_TABLE = "chroma-journal-test"
+LEASE_TABLE = "chroma-journal-leases-test"
+STATUS_TABLE = "chroma-journal-status-test"
+STREAM = "chroma-journal-test"
+
+
+class SerializedClient:
+    """A boto3 client proxy that runs one request at a time (see above)."""
+
+    def __init__(self, client: Any, lock: threading.Lock | None = None) -> None:
+        self._client = client
+        self._lock = lock or threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name.startswith(("_", "get_", "can_")) or not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+@contextmanager
+def cheap_transaction_backup(table_name: str = JOURNAL_TABLE) -> Iterator[None]:
+    """Make moto's per-transaction backup of ``table_name`` share the items
+    (see above); other tables keep moto's deep copy."""
+    real_deepcopy = copy.deepcopy
+
+    def backup(value: Any, memo: Any = None) -> Any:
+        if isinstance(value, moto_table.Table) and value.name == table_name:
+            clone = copy.copy(value)
+            clone.items = copy.copy(value.items)
+            for hash_key, by_range in value.items.items():
+                if isinstance(by_range, dict):
+                    clone.items[hash_key] = dict(by_range)
+            return clone
+        return real_deepcopy(value, memo)
+
+    fake_copy = mock.Mock(wraps=copy)
+    fake_copy.deepcopy = backup
+    with mock.patch("moto.dynamodb.models.copy", fake_copy):
+        yield
+
+
+@dataclass
+class MotoAws:
+    """Clients on one test's moto state, with the project's tables made."""
+
+    dynamodb: DynamoDBClient
+    kinesis: KinesisClient
+
+    def create_stream(self, name: str = STREAM, shards: int = 1) -> str:
+        """Create a Kinesis stream and return its name."""
+        self.kinesis.create_stream(StreamName=name, ShardCount=shards)
+        self.kinesis.get_waiter("stream_exists").wait(StreamName=name)
+        return name
+
+
+_STASH = pytest.StashKey[MotoAws]()
+
+
+def moto_aws(request: pytest.FixtureRequest) -> MotoAws:
+    """The test's moto world, started on first use and stopped at teardown.
+
+    Every call within one test returns the same world, so factories that are
+    called twice open two clients on the same tables.
+    """
+    node = request.node
+    if _STASH in node.stash:
+        return node.stash[_STASH]
+    mocked = mock_aws()
+    mocked.start()
+    request.addfinalizer(mocked.stop)
+    backup = cheap_transaction_backup()
+    backup.__enter__()
+    request.addfinalizer(lambda: backup.__exit__(None, None, None))
+    world = MotoAws(
+        dynamodb=make_client("dynamodb", region=REGION),
+        kinesis=make_client("kinesis", region=REGION),
+    )
+    create_journal_table(world.dynamodb, JOURNAL_TABLE)
+    node.stash[_STASH] = world
+    return world
+
+
+def dynamodb_journal(setup: Any, publisher: Publisher | None) -> Journal:
+    """The journal contract factory: a DynamoDB journal on the test's clock
+    (``setup`` is ``tests/journal/conftest.py``'s ``BackendSetup``)."""
+    world = moto_aws(setup.request)
+    return DynamoDBJournal(
+        world.dynamodb, JOURNAL_TABLE, clock=setup.clock, publisher=publisher
+    )
+
+
+# -- a moto server, for factories that get no pytest request ------------------
+
+_server: ThreadedMotoServer | None = None
+
+
+def moto_server_url() -> str:
+    """The URL of a moto server on loopback, started once per test session.
+
+    Factories whose signature carries no pytest request (so they cannot stop
+    a ``mock_aws`` after their test) use it, each with tables of its own.
+    """
+    global _server
+    if _server is None:
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        _server = server
+    host, port = _server.get_host_and_port()
+    return f"http://{host}:{port}"
+
+
+def moto_server_dynamodb() -> DynamoDBClient:
+    """A DynamoDB client on :func:`moto_server_url` with fake credentials."""
+    session = boto3.session.Session(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name=REGION,
+    )
+    return session.client(
+        "dynamodb", endpoint_url=moto_server_url(), config=client_config()
+    )
+
+
+def dynamodb_lease(clock: Clock) -> Lease:
+    """A DynamoDB lease on a fresh table of the session's moto server."""
+    client = moto_server_dynamodb()
+    table = f"leases-{uuid.uuid4().hex[:12]}"
+    create_lease_table(client, table)
+    return DynamoDBLease(client, table, clock=clock)

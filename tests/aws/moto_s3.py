@@ -1,0 +1,57 @@
+"""moto-backed S3 for tests: a bucket per test and the object store factory.
+
+moto checks an S3 precondition and stores the object in two Python steps,
+so two threads can both pass the check; S3 decides each request atomically.
+As for DynamoDB (see :mod:`tests.aws.moto_backends`), every client of one
+test runs one request at a time through a shared lock, which restores that
+atomicity while still letting the read-then-write races happen.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+
+from journal.aws_clients import make_client
+from journal.s3_store import S3ObjectStore
+from tests.aws.moto_backends import REGION, SerializedClient, moto_aws
+
+BUCKET = "chroma-journal-test-objects"
+_LOCK = pytest.StashKey[threading.Lock]()
+
+
+def s3_client(request: pytest.FixtureRequest, bucket: str = BUCKET) -> Any:
+    """A client on the test's moto world, with ``bucket`` created."""
+    moto_aws(request)  # starts moto for this test (once)
+    node = request.node
+    first = _LOCK not in node.stash
+    if first:
+        node.stash[_LOCK] = threading.Lock()
+    raw = make_client("s3", region=REGION)  # type: ignore[call-overload]
+    client = SerializedClient(raw, node.stash[_LOCK])
+    existing = {b["Name"] for b in raw.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        raw.create_bucket(Bucket=bucket)
+    return client
+
+
+def s3_store(
+    request: pytest.FixtureRequest,
+    *,
+    bucket: str = BUCKET,
+    prefix: str = "",
+    transfer: TransferConfig | None = None,
+) -> S3ObjectStore:
+    """An S3 object store on the test's moto bucket."""
+    return S3ObjectStore(
+        s3_client(request, bucket), bucket, prefix=prefix, transfer=transfer
+    )
+
+
+def s3_object_store(setup: Any) -> S3ObjectStore:
+    """The object store contract factory (``setup`` is
+    ``tests/journal/conftest.py``'s ``BackendSetup``)."""
+    return s3_store(setup.request)

@@ -1,0 +1,139 @@
+"""The content digest: what it covers, and that the incremental form agrees
+with a full scan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import IMAGE, word_records
+
+from journal.deltas import DeltaRecords
+from pipeline.chroma import ChromaCollection, RecordPage, open_collection
+from pipeline.digest import (
+    RecordHashes,
+    digest_of_collection,
+    digest_of_path,
+    record_hash,
+)
+from pipeline.files import seal_tree
+
+VECTOR = np.arange(4, dtype=np.float32)
+
+
+def page_of(records: DeltaRecords) -> RecordPage:
+    return RecordPage(
+        records.ids,
+        records.embeddings,
+        list(records.documents),
+        list(records.metadatas),
+    )
+
+
+def test_record_hash_separates_its_fields() -> None:
+    assert record_hash("ab", VECTOR, "c", {}) != record_hash("a", VECTOR, "bc", {})
+    assert record_hash("a", VECTOR, None, {}) != record_hash("a", VECTOR, "", {})
+    assert record_hash("a", VECTOR, "d", {"k": 1}) != record_hash(
+        "a", VECTOR, "d", {"k": "1"}
+    )
+    assert record_hash("a", VECTOR, "d", {}) != record_hash("a", VECTOR + 1, "d", {})
+
+
+def test_record_hash_is_canonical_in_metadata_order_and_vector_dtype() -> None:
+    one = record_hash("a", VECTOR, "d", {"x": 1, "y": "z"})
+    other = record_hash("a", VECTOR.astype(np.float64), "d", {"y": "z", "x": 1})
+
+    assert one == other
+    assert record_hash("a", VECTOR, "d", None) == record_hash("a", VECTOR, "d", {})
+
+
+def test_digest_does_not_depend_on_insertion_order(tmp_path: Path) -> None:
+    records = word_records(IMAGE, 1, lines=3, words=4)
+    order = list(reversed(range(len(records))))
+    reordered = DeltaRecords(
+        [records.ids[i] for i in order],
+        records.embeddings[order],
+        [records.documents[i] for i in order],
+        [records.metadatas[i] for i in order],
+    )
+    digests = []
+    for name, batch in (("a", records), ("b", reordered)):
+        with open_collection(tmp_path / name, "words", space="cosine") as collection:
+            collection.upsert(page_of(batch))
+            digests.append(digest_of_collection(collection))
+
+    assert digests[0] == digests[1]
+    assert digests[0].count == 12
+
+
+def test_full_scan_pages_through_the_collection(tmp_path: Path) -> None:
+    with open_collection(tmp_path / "c", "words", space="l2") as collection:
+        collection.upsert(page_of(word_records(IMAGE, 1, lines=4, words=5)))
+
+        paged = RecordHashes()
+        for page in collection.pages(page_size=3):
+            assert len(page) <= 3
+            paged.add(page)
+
+        assert paged.digest() == digest_of_collection(collection)
+
+
+def mutate(collection: ChromaCollection) -> set[str]:
+    """Upsert, update and delete some records; return the ids touched."""
+    fresh = word_records(IMAGE, 2, lines=1, words=3, seed=9)
+    collection.upsert(page_of(fresh))
+    changed = [fresh.ids[0], word_records(IMAGE, 1).ids[0]]
+    collection.update_metadatas(changed, {"merchant_name": "ACME"})
+    gone = word_records(IMAGE, 1).ids[-2:]
+    collection.delete(gone)
+    return {*fresh.ids, *changed, *gone}
+
+
+def test_refreshing_touched_ids_gives_the_full_scan_digest(tmp_path: Path) -> None:
+    with open_collection(tmp_path / "c", "words", space="cosine") as collection:
+        collection.upsert(page_of(word_records(IMAGE, 1)))
+        hashes = RecordHashes.scan(collection)
+
+        touched = mutate(collection)
+        hashes.refresh(collection, touched)
+
+        assert hashes.digest() == digest_of_collection(collection)
+        assert hashes.digest().count == 6 + 3 - 2
+
+
+def test_record_hashes_survive_a_save_and_load(tmp_path: Path) -> None:
+    with open_collection(tmp_path / "c", "words", space="l2") as collection:
+        collection.upsert(page_of(word_records(IMAGE, 1)))
+        hashes = RecordHashes.scan(collection)
+    hashes.save(tmp_path / "hashes.bin")
+
+    assert RecordHashes.load(tmp_path / "hashes.bin").digest() == hashes.digest()
+
+    data = (tmp_path / "hashes.bin").read_bytes()
+    (tmp_path / "hashes.bin").write_bytes(data[:-5])
+    with pytest.raises(ValueError, match="truncated"):
+        RecordHashes.load(tmp_path / "hashes.bin")
+
+
+def test_digest_of_path_reads_a_private_copy_of_a_sealed_directory(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "version"
+    with open_collection(source, "words", space="cosine") as collection:
+        collection.upsert(page_of(word_records(IMAGE, 1)))
+        expected = digest_of_collection(collection)
+    seal_tree(source)
+    before = {
+        p: (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in source.rglob("*")
+        if p.is_file()
+    }
+
+    assert digest_of_path(source, "words") == expected
+    after = {
+        p: (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in source.rglob("*")
+        if p.is_file()
+    }
+    assert after == before
