@@ -23,7 +23,7 @@ def configure_logging(
     stream: TextIO
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
-        stream = file.open("a", encoding="utf-8")  # noqa: SIM115 - process-long
+        stream = file.open("a", encoding="utf-8")
     else:
         stream = sys.stderr
     renderer: structlog.typing.Processor

@@ -63,6 +63,32 @@ class Settings(BaseSettings):
     max_delta_members: int = Field(default=10_000, ge=1)
     snapshot_keep: int = Field(default=5, ge=1)
 
+    # The KCL consumer (see docs/kcl.md).
+    kcl_application_name: str = Field(
+        default="chroma-journal-consumer",
+        description="KCL application name; also KCL's lease table",
+    )
+    kcl_executable: str = Field(
+        default="chroma-journal kcl-processor",
+        description="command the daemon starts per shard (split on spaces)",
+    )
+    kcl_retrieval_mode: Literal["POLLING", "FANOUT"] = "POLLING"
+    kcl_metrics_level: Literal["NONE", "SUMMARY", "DETAILED"] = "SUMMARY"
+    kcl_initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    kcl_shutdown_grace_millis: int = Field(default=20_000, ge=0)
+    kcl_idle_time_between_reads_millis: int = Field(default=1_000, ge=1)
+    kcl_max_records: int = Field(default=10_000, ge=1, le=10_000)
+    kcl_failover_time_millis: int = Field(default=10_000, ge=1)
+    kcl_shard_sync_interval_millis: int = Field(default=60_000, ge=1)
+    kcl_parent_shard_poll_interval_millis: int = Field(default=10_000, ge=1)
+    kcl_worker_id: str | None = Field(
+        default=None, description="KCL worker id; the host name when unset"
+    )
+    kcl_credentials_provider: str = (
+        "DefaultCredentialsProvider,DefaultAWSCredentialsProviderChain"
+    )
+    kcl_idle_catch_up_seconds: float = Field(default=30.0, gt=0)
+
     # Logging.
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
@@ -71,9 +97,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _bucket_sets_object_store(self) -> Settings:
         if self.chromadb_bucket and self.object_store_url.startswith("file://"):
-            object.__setattr__(
-                self, "object_store_url", f"s3://{self.chromadb_bucket}"
-            )
+            object.__setattr__(self, "object_store_url", f"s3://{self.chromadb_bucket}")
         return self
 
     @property

@@ -75,7 +75,9 @@ def open_journal(settings: Settings) -> Journal:
 
 def open_object_store(settings: Settings) -> ObjectStore:
     """The object store named by ``OBJECT_STORE_URL`` / ``CHROMADB_BUCKET``."""
-    scheme, rest = _scheme(settings.object_store_url, "OBJECT_STORE_URL", ("file", "s3"))
+    scheme, rest = _scheme(
+        settings.object_store_url, "OBJECT_STORE_URL", ("file", "s3")
+    )
     if scheme == "file":
         from journal.local_store import LocalObjectStore
 

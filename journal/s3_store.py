@@ -65,7 +65,11 @@ def default_transfer_config() -> TransferConfig:
 
 
 class S3ObjectStore(ObjectStore):
-    """Objects in an S3 bucket, under ``prefix`` when one is given."""
+    """Objects in an S3 bucket, under ``prefix`` when one is given.
+
+    ``transfer`` tunes multipart transfers; ``list_page_size`` is the keys
+    per ``ListObjectsV2`` call (S3 returns at most 1000).
+    """
 
     def __init__(
         self,
@@ -74,11 +78,13 @@ class S3ObjectStore(ObjectStore):
         *,
         prefix: str = "",
         transfer: TransferConfig | None = None,
+        list_page_size: int = 1000,
     ) -> None:
         self._client = client
         self.bucket = bucket
         self.prefix = check_key(prefix.strip("/")) if prefix.strip("/") else ""
         self._transfer = transfer or default_transfer_config()
+        self._list_page_size = list_page_size
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
 
     # -- blobs ----------------------------------------------------------------
@@ -130,7 +136,12 @@ class S3ObjectStore(ObjectStore):
         paginator = self._client.get_paginator("list_objects_v2")
         found: list[ObjectInfo] = []
         with self._errors(prefix):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=base + prefix):
+            pages = paginator.paginate(
+                Bucket=self.bucket,
+                Prefix=base + prefix,
+                PaginationConfig={"PageSize": self._list_page_size},
+            )
+            for page in pages:
                 for item in page.get("Contents", []):
                     key = item["Key"][len(base) :]
                     found.append(ObjectInfo(key=key, size=item["Size"]))

@@ -281,7 +281,11 @@ class Consumer:
             cause=failure.cause,
             attempts=self.config.apply_attempts,
         )
-        previous = self._status.get(failure.collection)
+        try:
+            previous = self._status.get(failure.collection)
+        except Exception:
+            log.exception("status_read_failed", collection=failure.collection)
+            previous = None
         live = self.shared.live_manifest(failure.collection)
         base = previous or CollectionStatus(
             failure.collection,

@@ -117,7 +117,8 @@ class ChromaRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
 
     @property
     def owner(self) -> str:
-        """The collection-lease owner id: unique per processor process."""
+        """The collection-lease owner: the worker id (which names the host
+        and the process) plus the shard id."""
         return f"{self._options.worker_id}/{self._shard_id}"
 
     # The v3 interface --------------------------------------------------------
@@ -130,8 +131,12 @@ class ChromaRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
             self._tracker = CheckpointTracker(
                 Position(str(start), int(initialize_input.sub_sequence_number or 0))
             )
-        self._applier = self._make_applier(self.owner)
         self._owns = self._ownership(self._shard_id)
+        try:
+            self._require_applier()
+        except Exception:
+            # Retried on first use; until then nothing applies or checkpoints.
+            log.exception("kcl_consumer_unavailable", shard_id=self._shard_id)
         log.info(
             "kcl_processor_started",
             shard_id=self._shard_id,
@@ -169,10 +174,11 @@ class ChromaRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         The end must be checkpointed even when a collection is still blocked,
         or KCL would never start the child shards and every collection on
         this shard would stall. The blocked collection's events stay in the
-        journal; the next record of it or an idle catch-up applies them.
+        journal, and the processor that next owns it applies them.
         """
         try:
             self._catch_up(self._tracker.pending_collections, reason="shard_end")
+            self._tracker.settle(self._applied_or_none)
             if self._tracker.pending_count:
                 log.warning(
                     "kcl_shard_ended_with_pending",
@@ -356,8 +362,9 @@ class ChromaRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
             log.exception("kcl_consumer_close_failed", shard_id=self._shard_id)
 
     def _require_applier(self) -> Applier:
+        """The consumer, built on first use (again, if building it failed)."""
         if self._applier is None:
-            raise RuntimeError("process_records before initialize")
+            self._applier = self._make_applier(self.owner)
         return self._applier
 
 

@@ -290,8 +290,9 @@ class SharedStore:
     def gc(self, collection: str, keep: int, grace_seconds: float) -> list[str]:
         """Remove versions that are not live, not among the newest ``keep``,
         and older than ``grace_seconds`` (readers may still have younger ones
-        open); also crashed publishes older than the grace period. Returns
-        the names removed."""
+        open); also crashed publishes older than the grace period and
+        deletions a crash interrupted. Returns the version ids removed,
+        then the names of the leftover directories removed."""
         now = self._clock()
         grace = timedelta(seconds=grace_seconds)
         with self._locked(collection):

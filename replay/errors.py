@@ -1,14 +1,16 @@
-"""Errors raised by replay (``replay/``)::
+"""Errors raised by replay (``replay/``).
 
-ChromaJournalError
-└── ReplayError
-    ├── TargetOutOfRange        the target seq is not in the journal
-    ├── BaseNotUsable           the chosen base is unknown or after the target
-    ├── SnapshotSourceUnavailable
-    ├── BaseCorrupt             a restored base does not match its record
-    ├── ReplayApplyError        an event failed after its retries
-    ├── OutputExists            --out exists and is not empty
-    └── RebuildBusy             another rebuild writes the same output
+They form one subtree under the project's root, so that a caller can catch
+every replay failure at once::
+
+    ChromaJournalError
+    └── ReplayError
+        ├── TargetOutOfRange        the target seq is not in the journal
+        ├── BaseNotUsable           the chosen base is unknown or after the target
+        ├── BaseCorrupt             a restored base does not match its record
+        ├── ReplayApplyError        an event failed after its retries
+        ├── OutputExists            --out exists and is not empty
+        └── RebuildBusy             another rebuild writes the same output
 """
 
 from __future__ import annotations
@@ -41,10 +43,6 @@ class BaseNotUsable(ReplayError):
         self.collection = collection
         self.version = version
         self.reason = reason
-
-
-class SnapshotSourceUnavailable(ReplayError):
-    """Snapshots were asked for but no snapshot module is installed."""
 
 
 class BaseCorrupt(ReplayError):

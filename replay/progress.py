@@ -118,6 +118,7 @@ class RichProgress:
             completed=self._counts.work,
             events=self._events(self._counts),
             records=self._records(self._counts),
+            refresh=True,  # once per batch: cheap, and every batch is shown
         )
 
     def stop(self) -> None:
@@ -162,18 +163,18 @@ class LogProgress:
         if self._counts is None:
             return
         self._counts.add(events, records)
-        if self._monotonic() - self._last >= self._interval_s:
-            self._log()
+        now = self._monotonic()
+        if now - self._last >= self._interval_s:
+            self._log(now)
 
     def stop(self) -> None:
         """Log the final counts."""
         if self._counts is not None:
-            self._log()
+            self._log(self._monotonic())
 
-    def _log(self) -> None:
+    def _log(self, now: float) -> None:
         counts = self._counts
         assert counts is not None
-        now = self._monotonic()
         self._last = now
         elapsed = now - self._started
         rate = counts.work / elapsed if elapsed > 0 else 0.0

@@ -5,7 +5,7 @@ known, and applies the journal after it. Bases come from a
 :class:`SnapshotSource`:
 
 - :class:`ObjectStoreSnapshots`: the durable snapshots in the object store
-  (DESIGN section 7), through the snapshot module's restore, which checks
+  (DESIGN section 7), through the snapshot step's restore, which checks
   every file's sha256 and opens the result with ChromaDB;
 - :class:`StoreVersions`: versions published in the shared store, for an
   explicit ``--from VERSION`` (never chosen by ``latest``: a rebuild that
@@ -15,20 +15,25 @@ known, and applies the journal after it. Bases come from a
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
 from journal.objectstore import ObjectStore
 from pipeline.errors import VersionCorrupt
 from pipeline.manifest import Manifest, copy_version
+from pipeline.restore import restore_snapshot
+from pipeline.snapshot_format import (
+    SnapshotError,
+    SnapshotManifest,
+    list_snapshots,
+    read_manifest,
+)
 from pipeline.store import SharedStore
-from replay.errors import BaseNotUsable, SnapshotSourceUnavailable
+from replay.errors import BaseNotUsable
 
 log = structlog.get_logger(__name__)
 
@@ -130,61 +135,56 @@ def _info_of(manifest: Manifest) -> SnapshotInfo:
     )
 
 
-#: Modules the snapshot step provides; :class:`ObjectStoreSnapshots` needs both.
-_SNAPSHOT_MODULES = ("pipeline.snapshots", "pipeline.restore")
-
-
-def snapshot_module_installed() -> bool:
-    """True when the snapshot step's modules can be imported."""
-    return all(importlib.util.find_spec(name) is not None for name in _SNAPSHOT_MODULES)
-
-
 class ObjectStoreSnapshots:
-    """The durable snapshots in the object store (DESIGN section 7).
+    """The durable snapshots in the object store (DESIGN section 7), read and
+    restored with :mod:`pipeline.snapshot_format` and :mod:`pipeline.restore`.
 
-    A thin adapter over :mod:`pipeline.snapshots` and :mod:`pipeline.restore`;
-    when those are not installed, :meth:`list` finds nothing (so ``latest``
-    falls back to an empty base) and :meth:`restore` raises
-    :class:`SnapshotSourceUnavailable`.
+    Restoring checks every file's size and sha256 against the snapshot's
+    manifest and opens a copy with ChromaDB (count and one query); the
+    rebuild then checks the content digest itself.
     """
 
-    def __init__(self, objects: ObjectStore) -> None:
+    def __init__(self, objects: ObjectStore, *, space: str | None = None) -> None:
         self._objects = objects
+        self._space = space
 
     def list(self, collection: str) -> list[SnapshotInfo]:
         """Every complete snapshot of ``collection``."""
-        if not snapshot_module_installed():
-            log.debug("snapshot_module_missing", collection=collection)
-            return []
-        # Imported by name: the module is optional (see the class docstring).
-        snapshots = importlib.import_module("pipeline.snapshots")
-        listed: list[Any] = snapshots.list_snapshots(self._objects, collection)
-        return [_snapshot_info(entry) for entry in listed]
+        found = []
+        for stored in list_snapshots(self._objects, collection):
+            if not stored.complete:
+                continue  # an upload in progress, or one that crashed
+            try:
+                snap = read_manifest(self._objects, collection, stored.version)
+            except SnapshotError as error:
+                # Deleted by retention since it was listed, or unreadable.
+                log.warning(
+                    "snapshot_unreadable", collection=collection, error=str(error)
+                )
+                continue
+            found.append(_snapshot_info(snap))
+        return found
 
     def restore(self, collection: str, version: str, dest: Path) -> SnapshotInfo:
-        """Download, check and open snapshot ``version`` at ``dest``."""
-        if not snapshot_module_installed():
-            raise SnapshotSourceUnavailable(
-                f"{collection}: cannot restore snapshot {version}: the snapshot "
-                f"modules ({', '.join(_SNAPSHOT_MODULES)}) are not installed"
-            )
-        restore = importlib.import_module("pipeline.restore")
-        manifest: Any = restore.restore_snapshot(
-            self._objects, collection, version, dest
+        """Download and check snapshot ``version`` into ``dest``."""
+        snap = restore_snapshot(
+            self._objects,
+            collection,
+            dest,
+            version=version,
+            space=self._space,
+            scratch_dir=dest.parent,
         )
-        return _snapshot_info(manifest)
+        return _snapshot_info(snap)
 
 
-def _snapshot_info(entry: Any) -> SnapshotInfo:
-    """Read the fields replay needs from a snapshot record of the snapshot
-    module (a manifest or a listing entry), whichever names it uses."""
-    recorded = getattr(entry, "recorded_at", None) or getattr(entry, "created_at", None)
-    size = getattr(entry, "size_bytes", None) or getattr(entry, "total_bytes", None)
+def _snapshot_info(snap: SnapshotManifest) -> SnapshotInfo:
     return SnapshotInfo(
-        version=str(entry.version),
-        applied_seq=int(entry.applied_seq),
-        recorded_at=recorded,
-        digest=getattr(entry, "digest", None),
-        record_count=getattr(entry, "record_count", None),
-        size_bytes=size,
+        version=snap.version,
+        applied_seq=snap.applied_seq,
+        recorded_at=snap.created_at,
+        digest=snap.digest,
+        record_count=snap.record_count,
+        size_bytes=snap.total_bytes,
+        origin="snapshot" if snap.origin == "consumer" else f"{snap.origin} snapshot",
     )

@@ -61,8 +61,8 @@ def run(
         fail(str(error))
     blocked = consumer.blocked()
     if blocked:
-        for collection, error in sorted(blocked.items()):
-            out.print(f"[red]{collection} is stopped:[/] {error}")
+        for collection, cause in sorted(blocked.items()):
+            out.print(f"[red]{collection} is stopped:[/] {cause}")
         raise typer.Exit(1)
 
 
@@ -114,8 +114,17 @@ def status(
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="chroma-journal status")
-    for column in ("collection", "head", "applied", "lag", "records", "live version",
-                   "versions", "last batch", "stopped at"):
+    for column in (
+        "collection",
+        "head",
+        "applied",
+        "lag",
+        "records",
+        "live version",
+        "versions",
+        "last batch",
+        "stopped at",
+    ):
         table.add_column(column)
     for row in rows:
         lag = row["lag"]
@@ -141,7 +150,9 @@ def gc(ctx: typer.Context) -> None:
     shared = open_shared_store(settings)
     for name in shared.collections():
         removed = shared.gc(
-            name, keep=settings.versions_keep, grace_seconds=settings.versions_grace_seconds
+            name,
+            keep=settings.versions_keep,
+            grace_seconds=settings.versions_grace_seconds,
         )
         out.print(f"{name}: removed {len(removed)} version(s)")
 

@@ -67,7 +67,8 @@ def _build_events(
 def _report(results: list[AppendResult]) -> None:
     for result in results:
         state = "duplicate of" if result.duplicate else "appended"
-        out.print(f"{result.envelope.collection} seq {result.seq}: {state} {result.envelope.type}")
+        envelope = result.envelope
+        out.print(f"{envelope.collection} seq {result.seq}: {state} {envelope.type}")
 
 
 def append(
@@ -79,7 +80,9 @@ def append(
     source: Annotated[
         str,
         typer.Option(
-            "--file", "-f", help="JSON payload (object, or array for one atomic batch); - for stdin."
+            "--file",
+            "-f",
+            help="JSON payload (object, or array for one atomic batch); - for stdin.",
         ),
     ] = "-",
     idempotency_key: Annotated[

@@ -32,15 +32,20 @@ from replay.rebuild import RebuildResult, rebuild
 from replay.sources import ObjectStoreSnapshots, SnapshotSource, StoreVersions
 from replay.verify import VerifyReport, verify
 
-CollectionArg = Annotated[str, typer.Argument(help="Collection to replay.")]
+CollectionArg = Annotated[
+    str, typer.Argument(metavar="COLLECTION", help="Collection to replay.")
+]
 ToSeqOpt = Annotated[
     int | None,
-    typer.Option("--to-seq", min=0, help="Rebuild up to this seq (default: head)."),
+    typer.Option(
+        "--to-seq", min=0, metavar="N", help="Rebuild up to this seq (default: head)."
+    ),
 ]
 AtOpt = Annotated[
     str | None,
     typer.Option(
         "--at",
+        metavar="TIME",
         help="Rebuild up to the last event recorded at or before this ISO 8601 "
         "time (UTC when no offset is given).",
     ),
@@ -49,6 +54,7 @@ FromOpt = Annotated[
     str,
     typer.Option(
         "--from",
+        metavar="latest|VERSION|empty",
         help="Start from 'latest' (the newest snapshot at or before the target, "
         "else empty), 'empty', or a snapshot or published version id.",
     ),
@@ -136,7 +142,7 @@ def plan(
         typer.echo(json.dumps(planned.to_dict(), indent=2))
         return
     for line in describe_plan(planned):
-        out.print(line, highlight=False)
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 def describe_plan(planned: ReplayPlan) -> list[str]:
@@ -184,6 +190,7 @@ def rebuild_command(
         Path | None,
         typer.Option(
             "--out",
+            metavar="DIR",
             help="Write the rebuilt version directory here (default: "
             "STAGING_ROOT/replay/COLLECTION/seq-N; with --promote alone, "
             "nothing is kept).",
@@ -229,7 +236,7 @@ def _run_rebuild(
 ) -> RebuildResult:
     planned = _plan(backends, collection, target, base)
     for line in describe_plan(planned):
-        err.print(line, highlight=False)
+        err.print(line, highlight=False, soft_wrap=True)
     if out_dir is None and not promote:
         out_dir = (
             settings.staging_root / "replay" / collection / f"seq-{planned.target_seq}"
@@ -301,7 +308,7 @@ def verify_command(
         typer.echo(json.dumps(report_dict(report), indent=2))
     else:
         for line in describe_report(report):
-            out.print(line, highlight=False)
+            out.print(line, highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
 

@@ -15,11 +15,18 @@ Two moto behaviours are accounted for here (see the issue note):
   replaces it, for the journal table only, with a copy that shares the items:
   equivalent for transactions made only of ``Put`` actions (a Put replaces
   an item, never mutates it), the only kind the journal writes.
+- moto answers every Query by walking every item of the table and sorting
+  the matches, so even a ``Limit=1`` head read costs O(table size), where
+  DynamoDB reads one partition's index. :func:`partition_scoped_queries`
+  hands moto's own Query only the queried partition, for the journal table
+  only; moto discards every other partition's items in its first step
+  anyway, so the results are the same.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import uuid
 from collections.abc import Iterator
@@ -92,6 +99,26 @@ def cheap_transaction_backup(table_name: str = JOURNAL_TABLE) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def partition_scoped_queries(table_name: str = JOURNAL_TABLE) -> Iterator[None]:
+    """Let moto's Query on ``table_name`` see only the queried partition."""
+    real_query = moto_table.Table.query
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if self.name != table_name or index_name or hash_key is None:
+            return real_query(self, hash_key, *args, **kwargs)
+        everything = self.items
+        self.items = {hash_key: everything[hash_key]} if hash_key in everything else {}
+        try:
+            return real_query(self, hash_key, *args, **kwargs)
+        finally:
+            self.items = everything
+
+    with mock.patch.object(moto_table.Table, "query", query):
+        yield
+
+
 @dataclass
 class MotoAws:
     """Clients on one test's moto state, with the project's tables made."""
@@ -121,9 +148,9 @@ def moto_aws(request: pytest.FixtureRequest) -> MotoAws:
     mocked = mock_aws()
     mocked.start()
     request.addfinalizer(mocked.stop)
-    backup = cheap_transaction_backup()
-    backup.__enter__()
-    request.addfinalizer(lambda: backup.__exit__(None, None, None))
+    for shim in (cheap_transaction_backup(), partition_scoped_queries()):
+        shim.__enter__()
+        request.addfinalizer(functools.partial(shim.__exit__, None, None, None))
     world = MotoAws(
         dynamodb=make_client("dynamodb", region=REGION),
         kinesis=make_client("kinesis", region=REGION),

@@ -44,10 +44,15 @@ def s3_store(
     bucket: str = BUCKET,
     prefix: str = "",
     transfer: TransferConfig | None = None,
+    list_page_size: int = 1000,
 ) -> S3ObjectStore:
     """An S3 object store on the test's moto bucket."""
     return S3ObjectStore(
-        s3_client(request, bucket), bucket, prefix=prefix, transfer=transfer
+        s3_client(request, bucket),
+        bucket,
+        prefix=prefix,
+        transfer=transfer,
+        list_page_size=list_page_size,
     )
 
 

@@ -51,18 +51,8 @@ def jars_dir() -> Path | None:
 
 
 def processor_command() -> str:
-    """The executable the daemon starts per shard.
-
-    The CLI's ``kcl-processor`` when it exists; until then the test's own
-    entry point (``processor_entry.py``).
-    """
-    cli = Path(sys.executable).parent / "chroma-journal"
-    probe = subprocess.run(
-        [str(cli), "kcl-processor", "--help"], capture_output=True, check=False
-    )
-    if probe.returncode == 0:
-        return f"{cli} kcl-processor"
-    return f"{sys.executable} {Path(__file__).parent / 'processor_entry.py'}"
+    """The executable the daemon starts per shard: the CLI's ``kcl-processor``."""
+    return f"{Path(sys.executable).parent / 'chroma-journal'} kcl-processor"
 
 
 def create_stream(client: KinesisClient, name: str, shards: int) -> list[Any]:

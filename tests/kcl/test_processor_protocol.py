@@ -283,6 +283,22 @@ def test_shard_end_checkpoints_the_end_of_the_shard(
     assert exchange.positions == [None]
 
 
+def test_shard_end_is_checkpointed_even_with_a_blocked_collection(
+    rig: LocalRig, harness: Harness, plan: EventPlan
+) -> None:
+    words = append(rig, plan, "words", 1)
+    words.append(rig.append(bad_delta("words")))
+    daemon = harness.start()
+    assert daemon.process(records(words)).positions == ["1"]
+
+    with capture_logs() as logs:
+        exchange = daemon.call({"action": "shardEnded"})
+
+    assert exchange.positions == [None]
+    warnings = [e for e in logs if e["event"] == "kcl_shard_ended_with_pending"]
+    assert [e["collections"] for e in warnings] == [["words"]]
+
+
 def test_lease_lost_stops_without_checkpoint_and_frees_the_collection(
     rig: LocalRig, harness: Harness, plan: EventPlan
 ) -> None:

@@ -25,7 +25,13 @@ from journal.events import (
 )
 from journal.ids import line_id_of, word_id_of
 from journal.local_store import LocalObjectStore
-from pipeline.apply import ApplyContext, ApplyResult, apply_event, record_filter
+from pipeline.apply import (
+    ApplyContext,
+    ApplyResult,
+    apply_event,
+    apply_label_run,
+    record_filter,
+)
 from pipeline.chroma import ChromaCollection, RecordPage, open_collection
 
 WORD_1_2 = word_id_of(IMAGE, 1, 1, 2)
@@ -282,3 +288,38 @@ def test_snapshot_request_is_reported_and_bookkeeping_changes_nothing(
     assert requested == ApplyResult(snapshot_requested=True)
     assert skipped == ApplyResult()
     assert {i: metadata(words, i) for i in all_ids(words)} == before
+
+
+def label(seq: int, word: int, labels: list[str], line: int = 1) -> Envelope:
+    payload = LabelUpdate(
+        image_id=IMAGE, receipt_id=1, line_id=line, word_id=word, valid_labels=labels
+    )
+    return envelope(payload, seq=seq)
+
+
+def test_a_run_of_label_updates_ends_like_applying_them_one_by_one(
+    tmp_path: Path, context: ApplyContext
+) -> None:
+    run = [
+        label(1, 1, ["TAX"]),
+        label(2, 2, ["DATE"]),
+        label(3, 9, ["TIME"], line=9),  # no such word
+        label(4, 1, ["GRAND_TOTAL"]),
+    ]
+    states = []
+    for name, together in (("a", True), ("b", False)):
+        with open_collection(tmp_path / name, "words", space="l2") as collection:
+            collection.upsert(page_of(word_records(IMAGE, 1)))
+            with capture_logs() as logs:
+                if together:
+                    result = apply_label_run(collection, run)
+                else:
+                    result = ApplyResult()
+                    for one in run:
+                        result.merge(apply_event(collection, one, context))
+            states.append({i: metadata(collection, i) for i in all_ids(collection)})
+        missing = [log["seq"] for log in logs if log["event"] == "label_target_missing"]
+        assert missing == [3]
+        assert result.updated == 3
+    assert states[0] == states[1]
+    assert states[0][word_id_of(IMAGE, 1, 1, 1)]["valid_labels"] == ",GRAND_TOTAL,"

@@ -22,7 +22,12 @@ from journal.events import (
     RecordsDelete,
     SnapshotRequest,
 )
-from pipeline.errors import JournalGapError, LeaseUnavailable, PromotionRefused
+from pipeline.errors import (
+    JournalGapError,
+    LeaseUnavailable,
+    NoLiveVersion,
+    PromotionRefused,
+)
 from pipeline.manifest import Manifest
 from pipeline.reader import open_live
 
@@ -549,3 +554,38 @@ def test_a_seq_missing_from_the_journal_is_never_stepped_over(
 
     assert raised.value.missing_seq == lost[0]
     assert consumer.applied_seq("words") < lost[0]
+
+
+def test_a_failing_label_run_is_applied_again_event_by_event(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.delta("words", word_records(IMAGE, 1))
+    for word in (1, 2, 3):
+        rig.append(
+            "words",
+            LabelUpdate(
+                image_id=IMAGE,
+                receipt_id=1,
+                line_id=1,
+                word_id=word,
+                valid_labels=["TAX"],
+            ),
+        )
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("ChromaDB hiccup")
+
+    monkeypatch.setattr("pipeline.applier.apply_label_run", broken)
+    with capture_logs() as logs:
+        (outcome,) = rig.consumer().catch_up()
+
+    assert outcome.records_updated == 3
+    assert any(log["event"] == "label_run_failed" for log in logs)
+    assert_matches_model(rig, "words")
+
+
+def test_open_live_refuses_a_collection_without_a_version(
+    rig: Rig, tmp_path: Path
+) -> None:
+    with pytest.raises(NoLiveVersion), open_live(rig.shared.root, "words", tmp_path):
+        pass

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from chroma_journal.settings import Settings
 from pipeline.kcl_main import write_properties
 
@@ -33,10 +31,6 @@ def test_only_protocol_lines_reach_stdout_after_claiming_it() -> None:
     assert "a write on file descriptor 1" in result.stderr
 
 
-@pytest.mark.skipif(
-    "kcl_application_name" not in Settings.model_fields,
-    reason="Settings has no KCL_* fields yet",
-)
 def test_properties_file_is_written_from_settings(tmp_path: Path) -> None:
     settings = Settings(
         kinesis_stream_name="events",

@@ -33,7 +33,7 @@ from journal.local_store import LocalObjectStore
 from journal.sqlite import SQLiteJournal
 from pipeline.chroma import open_collection
 from pipeline.config import ConsumerConfig
-from pipeline.consumer import Consumer
+from pipeline.consumer import AfterPromote, Consumer
 from pipeline.lease_local import LocalLease
 from pipeline.manifest import Manifest, copy_version
 from pipeline.status_sqlite import SQLiteStatusStore
@@ -128,7 +128,12 @@ class Rig:
     config: ConsumerConfig
     consumers: list[Consumer] = field(default_factory=list)
 
-    def consumer(self, owner: str = "consumer-a", **changes: Any) -> Consumer:
+    def consumer(
+        self,
+        owner: str = "consumer-a",
+        after_promote: AfterPromote | None = None,
+        **changes: Any,
+    ) -> Consumer:
         consumer = Consumer(
             self.journal,
             self.objects,
@@ -140,6 +145,7 @@ class Rig:
             owner=owner,
             clock=self.clock,
             sleep=lambda _seconds: None,
+            after_promote=after_promote,
         )
         self.consumers.append(consumer)
         return consumer

@@ -21,9 +21,9 @@ from journal.sqlite import SQLiteJournal
 from pipeline.config import ConsumerConfig
 from pipeline.consumer import Consumer
 from pipeline.lease_local import LocalLease
+from pipeline.snapshots import SnapshotConfig, Snapshotter
 from pipeline.status_sqlite import SQLiteStatusStore
 from pipeline.store import SharedStore
-from pipeline.snapshots import SnapshotConfig, Snapshotter
 from tests.aws.moto_s3 import s3_store
 
 T0 = datetime(2026, 12, 3, 16, 15, 30, tzinfo=UTC)

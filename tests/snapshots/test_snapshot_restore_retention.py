@@ -4,7 +4,7 @@ uploads interrupted before their manifest."""
 from __future__ import annotations
 
 import pytest
-from snapshot_doubles import InterruptedUpload, WrappedStore
+from snapshot_doubles import WrappedStore
 from snapshot_rig import COLLECTION, Rig
 from structlog.testing import capture_logs
 
@@ -103,7 +103,7 @@ def test_restore_refuses_a_target_that_holds_files(local_rig: Rig) -> None:
 
 
 def test_restore_without_any_snapshot_says_so(local_rig: Rig) -> None:
-    with pytest.raises(SnapshotNotFound, match="no latest.json"):
+    with pytest.raises(SnapshotNotFound, match=r"no latest\.json"):
         restore_snapshot(local_rig.objects, COLLECTION, local_rig.tmp / "x")
 
 
