@@ -8,12 +8,14 @@ the status, calls the ``after_promote`` hook (snapshots) and collects old
 versions.
 
 An event that still fails after its retries stops its collection: the
-events before it are promoted as a batch of their own, the collection is
-marked blocked at the failing seq (logged as ``event_failed`` and mirrored
-into the status), and it does not advance until :meth:`Consumer.unblock`.
-Other collections carry on. Recording the failure in the journal
-(``event_parked``) and skipping is not done here yet: a blocked
-collection stays blocked in this process and is retried after a restart.
+events before it are promoted as a batch of their own, the failure is
+recorded in the journal as ``event_parked`` (see :mod:`pipeline.parking`),
+the collection is marked blocked at the failing seq (logged as
+``event_parked`` and mirrored into the status), and it does not advance
+until an operator resumes it (the status mirror's block is cleared) or
+skips the event (an ``event_skipped`` record appears in the journal).
+Other collections carry on. Skipped events are neutralized before any batch
+is applied, exactly as replay does, so a rebuild equals the live collection.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from pipeline.config import ConsumerConfig
 from pipeline.errors import EventApplyError, JournalGapError, LeaseUnavailable
 from pipeline.lease import Lease, LeaseGrant
 from pipeline.manifest import Manifest
+from pipeline.parking import SkipIndex, honour_skips, parked_event
 from pipeline.runner import BatchOutcome, BatchRunner
 from pipeline.status import CollectionStatus, StatusStore
 from pipeline.store import SharedStore
@@ -93,6 +96,9 @@ class Consumer:
         )
         self._grants: dict[str, LeaseGrant] = {}
         self._blocked: dict[str, BlockedEvent] = {}
+        self._skips = SkipIndex(journal)
+        #: Events parked by this consumer since it started (a metric).
+        self.parked_total = 0
 
     # -- state ----------------------------------------------------------------
 
@@ -114,7 +120,7 @@ class Consumer:
     def step(self, collection: str) -> BatchOutcome | None:
         """Apply and promote the next batch of ``collection``; None when it is
         caught up or blocked (or its only batch failed at its first event)."""
-        if collection in self._blocked:
+        if collection in self._blocked and not self._released(collection):
             return None
         applied = self.applied_seq(collection)
         batch = self._read_batch(collection, applied)
@@ -124,7 +130,7 @@ class Consumer:
             if self.journal.head(collection) > applied:
                 raise JournalGapError(collection, applied + 1)
             return None
-        return self._run(collection, batch.events)
+        return self._run(collection, self._honour_skips(collection, batch.events))
 
     def apply_envelopes(
         self, collection: str, envelopes: Iterable[Envelope]
@@ -139,7 +145,7 @@ class Consumer:
             raise ValueError(f"envelopes of {sorted(foreign)} given for {collection}")
         outcomes: list[BatchOutcome] = []
         target = max(given, default=0)
-        while collection not in self._blocked:
+        while collection not in self._blocked or self._released(collection):
             applied = self.applied_seq(collection)
             if applied >= target:
                 break
@@ -147,7 +153,9 @@ class Consumer:
             batch = self._take(collection, applied, events)
             if not batch.events:
                 raise JournalGapError(collection, applied + 1)
-            outcome = self._run(collection, batch.events)
+            outcome = self._run(
+                collection, self._honour_skips(collection, batch.events)
+            )
             if outcome is not None:
                 outcomes.append(outcome)
         return outcomes
@@ -225,6 +233,7 @@ class Consumer:
                     collection, events, lambda: self._fence(collection)
                 )
             except EventApplyError as failure:
+                self._park(failure)
                 self._block(failure)
                 events = [e for e in events if e.seq < failure.seq]
                 continue
@@ -256,6 +265,55 @@ class Consumer:
         except Exception:
             log.exception("gc_failed", collection=manifest.collection)
 
+    # -- skips, parking, blocking ---------------------------------------------
+
+    def _honour_skips(
+        self, collection: str, events: Sequence[Envelope]
+    ) -> list[Envelope]:
+        floor = events[0].seq - 1
+        return list(honour_skips(events, self._skips.skips(collection, floor)))
+
+    def _released(self, collection: str) -> bool:
+        """True (and unblocked) when the event a collection is stopped at was
+        skipped in the journal, or an operator resumed the collection."""
+        blocked = self._blocked[collection]
+        skipped = blocked.seq in self._skips.skips(collection, blocked.seq - 1)
+        try:
+            mirrored = self._status.get(collection)
+        except Exception:
+            log.exception("status_read_failed", collection=collection)
+            return False
+        resumed = mirrored is not None and mirrored.blocked_seq is None
+        if skipped or resumed:
+            log.info(
+                "collection_released",
+                collection=collection,
+                seq=blocked.seq,
+                reason="skipped" if skipped else "resumed",
+            )
+            self.unblock(collection)
+            return True
+        return False
+
+    def _park(self, failure: EventApplyError) -> None:
+        """Record the failure in the journal; the decision is history too."""
+        self.parked_total += 1
+        event = parked_event(
+            failure.collection,
+            failure.seq,
+            failure.cause,
+            self.config.apply_attempts,
+            producer=self.owner,
+        )
+        try:
+            self.journal.append(event)
+        except ChromaJournalError:
+            # The block below still holds the collection; the next failure
+            # (after a restart) tries to record the park again.
+            log.exception(
+                "park_record_failed", collection=failure.collection, seq=failure.seq
+            )
+
     # -- lease, blocking, status ----------------------------------------------
 
     def _fence(self, collection: str) -> LeaseGrant:
@@ -275,7 +333,7 @@ class Consumer:
         blocked = BlockedEvent(failure.collection, failure.seq, failure.cause)
         self._blocked[failure.collection] = blocked
         log.error(
-            "event_failed",
+            "event_parked",
             collection=failure.collection,
             seq=failure.seq,
             cause=failure.cause,

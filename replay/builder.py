@@ -7,14 +7,12 @@ apply code.
         ─▶ apply (base_seq, target] in batches, skipped seqs passed over
         ─▶ hash what changed ─▶ digest ─▶ close
 
-Events are applied by :func:`pipeline.apply.apply_event`, the function the
-consumer applies them with, so a rebuild reaches the digest the consumer
-reached at the same seq. A skipped event (``event_skipped``) is not applied;
-it and every bookkeeping event change nothing but still count towards the
-rebuild's ``applied_seq``, as they do for the consumer (DESIGN section 8).
-
-The retry policy mirrors the consumer's: an event is tried
-``apply_attempts`` times unless its error cannot be cured by retrying.
+Events are applied by :class:`pipeline.applier.EventApplier`, the code the
+consumer applies them with (same retries, same grouping of label updates),
+so a rebuild reaches the digest the consumer reached at the same seq. A
+skipped event is neutralized by :func:`pipeline.parking.honour_skips`, as
+the consumer does: it and every bookkeeping event change nothing but still
+count towards the rebuild's ``applied_seq`` (DESIGN section 8).
 """
 
 from __future__ import annotations
@@ -26,18 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from journal.base import Journal
 from journal.deltas import DeltaLimits
-from journal.errors import DeltaIntegrityError, UnsafeArchiveError
-from journal.events import Envelope
+from journal.events import Envelope, EventSkipped
 from journal.objectstore import ObjectStore
-from pipeline.apply import ApplyContext, ApplyResult, apply_event
+from pipeline.applier import EventApplier
+from pipeline.apply import ApplyContext, ApplyResult
 from pipeline.chroma import ChromaCollection, open_collection
 from pipeline.config import ConsumerConfig
 from pipeline.digest import Digest
-from pipeline.errors import CollectionConfigMismatch, JournalGapError
+from pipeline.errors import EventApplyError, JournalGapError
+from pipeline.parking import honour_skips
 from replay.errors import BaseCorrupt, ReplayApplyError
 from replay.hashes import RecordIndex
 from replay.plan import ReplayPlan, consecutive
@@ -45,9 +43,6 @@ from replay.progress import NullProgress, ReplayProgress
 from replay.sources import SnapshotInfo
 
 log = structlog.get_logger(__name__)
-
-#: Errors that retrying the same event cannot cure (as in the consumer).
-_PERMANENT = (DeltaIntegrityError, UnsafeArchiveError, CollectionConfigMismatch)
 
 
 @dataclass(frozen=True)
@@ -119,7 +114,11 @@ class Rebuilder:
         self._journal = journal
         self._objects = objects
         self._config = config or ReplayConfig()
-        self._sleep = sleep
+        self._applier = EventApplier(
+            attempts=self._config.apply_attempts,
+            wait_seconds=self._config.retry_wait_seconds,
+            sleep=sleep,
+        )
 
     def build(
         self,
@@ -210,16 +209,13 @@ class Rebuilder:
         progress: ReplayProgress,
     ) -> _Tally:
         tally = _Tally(last_seq=plan.base_seq)
-        events = consecutive(
-            self._journal.read(
-                plan.collection, after=plan.base_seq, upto=plan.target_seq
-            ),
-            plan.base_seq,
+        read = self._journal.read(
+            plan.collection, after=plan.base_seq, upto=plan.target_seq
         )
+        events = honour_skips(consecutive(read, plan.base_seq), plan.skips)
         for batch in _batched(events, self._config.batch_events):
             merged = tally.applied.upserted
-            for envelope in batch:
-                self._apply_or_skip(plan, collection, envelope, context, tally)
+            self._apply_batch(plan, collection, batch, context, tally)
             progress.advance(len(batch), tally.applied.upserted - merged)
             log.debug(
                 "replay_batch_applied",
@@ -231,42 +227,26 @@ class Rebuilder:
             raise JournalGapError(plan.collection, tally.last_seq + 1)
         return tally
 
-    def _apply_or_skip(
+    def _apply_batch(
         self,
         plan: ReplayPlan,
         collection: ChromaCollection,
-        envelope: Envelope,
+        batch: list[Envelope],
         context: ApplyContext,
         tally: _Tally,
     ) -> None:
-        tally.last_seq = envelope.seq
-        if envelope.seq in plan.skipped:
-            tally.skipped.append(envelope.seq)
-            log.info(
-                "replay_event_skipped", collection=plan.collection, seq=envelope.seq
-            )
-            return
-        tally.applied.merge(self._apply_one(collection, envelope, context))
-        tally.events += 1
-
-    def _apply_one(
-        self, collection: ChromaCollection, envelope: Envelope, context: ApplyContext
-    ) -> ApplyResult:
-        retrying = Retrying(
-            stop=stop_after_attempt(self._config.apply_attempts),
-            wait=wait_exponential(multiplier=self._config.retry_wait_seconds, max=10),
-            retry=retry_if_exception(lambda error: not isinstance(error, _PERMANENT)),
-            sleep=self._sleep,
-            reraise=True,
-        )
         try:
-            for attempt in retrying:
-                with attempt:
-                    return apply_event(collection, envelope, context)
-        except Exception as error:
-            cause = f"{type(error).__name__}: {error}"
-            raise ReplayApplyError(envelope.collection, envelope.seq, cause) from error
-        raise AssertionError("unreachable: tenacity re-raises the last error")
+            for envelope, result in self._applier.apply(collection, batch, context):
+                tally.applied.merge(result)
+                tally.last_seq = envelope.seq
+                if _is_skipped(plan, envelope):
+                    tally.skipped.append(envelope.seq)
+                else:
+                    tally.events += 1
+        except EventApplyError as failure:
+            raise ReplayApplyError(
+                failure.collection, failure.seq, failure.cause
+            ) from failure
 
     @staticmethod
     def _final_index(
@@ -281,6 +261,11 @@ class Rebuilder:
             return RecordIndex.scan(collection)
         index.refresh(collection, tally.applied.touched)
         return index
+
+
+def _is_skipped(plan: ReplayPlan, envelope: Envelope) -> bool:
+    """True for an event :func:`honour_skips` neutralized."""
+    return envelope.seq in plan.skips and isinstance(envelope.payload, EventSkipped)
 
 
 def _batched(events: Iterable[Envelope], size: int) -> Iterator[list[Envelope]]:

@@ -65,9 +65,14 @@ class ReplayPlan:
     base: SnapshotInfo | None
     events: int
     by_type: dict[str, int]
-    skipped: frozenset[int]
+    skips: dict[int, EventSkipped]
     deltas: list[DeltaRead]
     source: SnapshotSource | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def skipped(self) -> frozenset[int]:
+        """Seqs in the range that an ``event_skipped`` covers."""
+        return frozenset(self.skips)
 
     @property
     def base_seq(self) -> int:
@@ -146,7 +151,7 @@ def plan_rebuild(
         base=chosen,
         events=scan.events,
         by_type=dict(scan.by_type),
-        skipped=frozenset(scan.skipped),
+        skips=scan.skips,
         deltas=deltas,
         source=source,
     )
@@ -196,7 +201,7 @@ def choose_base(
 class _Scan:
     events: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
-    skipped: set[int] = field(default_factory=set)
+    skips: dict[int, EventSkipped] = field(default_factory=dict)
     deltas: list[DeltaRead] = field(default_factory=list)
 
 
@@ -207,7 +212,8 @@ def _scan(journal: Journal, collection: str, base_seq: int, target_seq: int) -> 
     for envelope in consecutive(journal.read(collection, after=base_seq), base_seq):
         payload = envelope.payload
         if isinstance(payload, EventSkipped):
-            scan.skipped.add(payload.skipped_seq)
+            # The first skip of a seq counts, as for the consumer.
+            scan.skips.setdefault(payload.skipped_seq, payload)
         if envelope.seq > target_seq:
             continue
         scan.events += 1
@@ -215,8 +221,8 @@ def _scan(journal: Journal, collection: str, base_seq: int, target_seq: int) -> 
         if isinstance(payload, DeltaMerge):
             scan.deltas.append(DeltaRead(envelope.seq, payload.key, payload.records))
     in_range = range(base_seq + 1, target_seq + 1)
-    scan.skipped = {seq for seq in scan.skipped if seq in in_range}
-    scan.deltas = [delta for delta in scan.deltas if delta.seq not in scan.skipped]
+    scan.skips = {seq: skip for seq, skip in scan.skips.items() if seq in in_range}
+    scan.deltas = [delta for delta in scan.deltas if delta.seq not in scan.skips]
     return scan
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -20,6 +21,7 @@ from chroma_journal.wiring import (
     open_status,
 )
 from journal.errors import ChromaJournalError
+from pipeline.parking import SkipIndex, skip_event
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +30,8 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
     app.command("gc")(gc)
     app.command("query")(query)
+    app.command("resume")(resume)
+    app.command("skip")(skip)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -89,6 +93,7 @@ def collect_status(settings: Settings) -> list[dict[str, Any]]:
                     "versions_on_disk": len(shared.versions(name)),
                     "last_batch_at": _iso(mirrored.promoted_at if mirrored else None),
                     "last_batch_events": mirrored.last_batch_events if mirrored else 0,
+                    "parked_seqs": sorted(SkipIndex(journal).parked(name, applied)),
                     "blocked_seq": mirrored.blocked_seq if mirrored else None,
                     "blocked_error": mirrored.blocked_error if mirrored else None,
                 }
@@ -137,11 +142,18 @@ def status(
             row["live_version"] or "-",
             str(row["versions_on_disk"]),
             row["last_batch_at"] or "-",
-            f"[red]{row['blocked_seq']}: {row['blocked_error']}[/]"
-            if row["blocked_seq"]
-            else "-",
+            _stopped(row),
         )
     out.print(table)
+
+
+def _stopped(row: dict[str, Any]) -> str:
+    parts = []
+    if row["blocked_seq"]:
+        parts.append(f"[red]at {row['blocked_seq']}: {row['blocked_error']}[/]")
+    if row["parked_seqs"]:
+        parts.append(f"parked: {', '.join(map(str, row['parked_seqs']))}")
+    return "; ".join(parts) or "-"
 
 
 def gc(ctx: typer.Context) -> None:
@@ -190,3 +202,47 @@ def query(
             str(meta.get("valid_labels", "")).strip(","),
         )
     out.print(table)
+
+
+def resume(
+    ctx: typer.Context,
+    collection: Annotated[str, typer.Argument(help="The stopped collection.")],
+) -> None:
+    """Let a collection stopped at a parked event try it again (after the
+    cause was fixed). A running consumer picks this up on its next pass."""
+    settings = settings_of(ctx)
+    status_store = open_status(settings)
+    current = status_store.get(collection)
+    if current is None or current.blocked_seq is None:
+        fail(f"{collection} is not stopped at any event", code=1)
+    status_store.put(dataclasses.replace(current, blocked_seq=None, blocked_error=None))
+    out.print(f"{collection}: resumed; seq {current.blocked_seq} will be retried")
+
+
+def skip(
+    ctx: typer.Context,
+    collection: Annotated[str, typer.Argument(help="The stopped collection.")],
+    seq: Annotated[int, typer.Option("--seq", help="The event to skip.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the journal.")],
+) -> None:
+    """Record in the journal that the event at SEQ is not to be applied; the
+    consumer (and every later rebuild) moves past it."""
+    settings = settings_of(ctx)
+    applied = 0
+    manifest = open_shared_store(settings).live_manifest(collection)
+    if manifest is not None:
+        applied = manifest.applied_seq
+    try:
+        with open_journal(settings) as journal:
+            head = journal.head(collection)
+            if not applied < seq <= head:
+                fail(
+                    f"seq {seq} cannot be skipped: {collection} has applied up to "
+                    f"{applied} and its journal ends at {head}",
+                    code=1,
+                )
+            result = journal.append(skip_event(collection, seq, reason, producer="cli"))
+    except ChromaJournalError as error:
+        fail(str(error))
+    state = "already recorded at" if result.duplicate else "recorded at"
+    out.print(f"{collection}: skip of seq {seq} {state} seq {result.seq}")

@@ -5,6 +5,14 @@ so two threads can both pass the check; S3 decides each request atomically.
 As for DynamoDB (see :mod:`tests.aws.moto_backends`), every client of one
 test runs one request at a time through a shared lock, which restores that
 atomicity while still letting the read-then-write races happen.
+
+The clients send no flexible checksums (``request_checksum_calculation``
+"when_required"). moto 5.2.5 finds an upload's trailing checksum with a
+regular expression over the whole request body, so a payload that itself
+contains ``x-amz-checksum-crc32:...`` gets that value stored, and the
+download then fails botocore's checksum validation. ChromaDB index files do
+contain such text: ``data_level0.bin`` holds uninitialised heap memory,
+which in a test process can include an earlier upload's request body.
 """
 
 from __future__ import annotations
@@ -12,10 +20,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 
-from journal.aws_clients import make_client
+from journal.aws_clients import client_config
 from journal.s3_store import S3ObjectStore
 from tests.aws.moto_backends import REGION, SerializedClient, moto_aws
 
@@ -30,7 +40,8 @@ def s3_client(request: pytest.FixtureRequest, bucket: str = BUCKET) -> Any:
     first = _LOCK not in node.stash
     if first:
         node.stash[_LOCK] = threading.Lock()
-    raw = make_client("s3", region=REGION)  # type: ignore[call-overload]
+    config = client_config().merge(Config(request_checksum_calculation="when_required"))
+    raw = boto3.session.Session().client("s3", region_name=REGION, config=config)
     client = SerializedClient(raw, node.stash[_LOCK])
     existing = {b["Name"] for b in raw.list_buckets().get("Buckets", [])}
     if bucket not in existing:

@@ -311,7 +311,7 @@ def test_a_failing_delta_blocks_its_collection_after_promoting_the_events_before
     ]
     assert consumer.applied_seq("words") == 2
     assert consumer.blocked()["words"].seq == 3
-    failed = next(log for log in logs if log["event"] == "event_failed")
+    failed = next(log for log in logs if log["event"] == "event_parked")
     assert (failed["collection"], failed["seq"], failed["log_level"]) == (
         "words",
         3,
