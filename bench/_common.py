@@ -50,7 +50,7 @@ from pipeline.status_sqlite import SQLiteStatusStore
 from pipeline.store import SharedStore
 
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS", BENCH_DIR / "results"))
 CACHE_DIR = Path(os.environ.get("BENCH_CACHE", BENCH_DIR / ".cache"))
 SHARED_CORD = BENCH_DIR.parent.parent / "shared" / "data" / "receipts" / "cord"
 COLLECTION = "words"
@@ -59,7 +59,7 @@ BENCH_NAMESPACE = uuid.UUID("6b1e2a52-6f43-4f1c-9d0e-8a3b7c2d1e00")
 #: Receipts used for base collections; deltas take receipts after these.
 DELTA_RECEIPT_OFFSET = 1_000_000
 
-console = Console()
+console = Console(width=max(160, Console().width))
 
 
 # -- machine and results -------------------------------------------------------
@@ -547,3 +547,172 @@ def sum_phases(phases: Sequence[dict[str, float]]) -> dict[str, float]:
         for name, seconds in one.items():
             total[name] = round(total.get(name, 0.0) + seconds, 4)
     return total
+
+
+def _drop_below_warning(_logger: Any, method: str, event: Any) -> Any:
+    import structlog
+
+    if method in {"debug", "info"}:
+        raise structlog.DropEvent
+    return event
+
+
+def quiet() -> None:
+    """Show only warnings and errors of the project's logs (the consumer
+    logs every batch at info)."""
+    import structlog
+
+    structlog.configure(
+        processors=[
+            _drop_below_warning,
+            structlog.processors.add_log_level,
+            structlog.dev.ConsoleRenderer(),
+        ]
+    )
+
+
+# -- cached deltas and profiling -------------------------------------------------
+
+
+def cached_delta(rig: Rig, size: int, dim: int, serial: int) -> tuple[DeltaMerge, DeltaRecords]:
+    """Put delta ``serial`` of ``size`` x ``dim`` into the rig's object
+    store; the archive is built once and cached (building a 5000 x 1536-d
+    delta takes seconds, and it is the producer's cost, not the consumer's)."""
+    records = delta_records(size, dim, serial)
+    folder = CACHE_DIR / "deltas" / f"{size}x{dim}-{serial}"
+    payload_file = folder / "payload.json"
+    if payload_file.exists():
+        payload = DeltaMerge.model_validate_json(payload_file.read_text())
+        rig.objects.put_file(payload.key, folder / "delta.tar.gz")
+        return payload, records
+    payload = rig.write_delta(records)
+    folder.mkdir(parents=True, exist_ok=True)
+    rig.objects.get_file(payload.key, folder / "delta.tar.gz")
+    payload_file.write_text(payload.model_dump_json())
+    return payload, records
+
+
+def profiled(work: Callable[[], object], top: int = 25) -> tuple[float, list[dict[str, Any]]]:
+    """Run ``work`` under cProfile; its seconds and the ``top`` functions by
+    cumulative time."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    began = time.perf_counter()
+    profile.enable()
+    try:
+        work()
+    finally:
+        profile.disable()
+    seconds = time.perf_counter() - began
+    stats = pstats.Stats(profile)
+    rows: list[dict[str, Any]] = []
+    entries = sorted(
+        stats.stats.items(),  # type: ignore[attr-defined]
+        key=lambda item: item[1][3],
+        reverse=True,
+    )
+    for (filename, line, function), (_cc, calls, tottime, cumtime, _) in entries[:top]:
+        rows.append(
+            {
+                "function": f"{Path(filename).name}:{line}({function})",
+                "calls": calls,
+                "tottime": round(tottime, 4),
+                "cumtime": round(cumtime, 4),
+            }
+        )
+    return seconds, rows
+
+
+# -- shared measurements ---------------------------------------------------------
+
+
+@dataclass
+class BatchRun:
+    """What one consumer catch-up did."""
+
+    seconds: float
+    outcomes: list[Any]
+    phases: dict[str, float]
+
+    @property
+    def bytes_published(self) -> int:
+        """Bytes new in the shared store over the promotions."""
+        return sum(o.bytes_published for o in self.outcomes)
+
+
+def consumer_batch(rig: Rig, payloads: Sequence[Any]) -> BatchRun:
+    """Append ``payloads`` (untimed), then time the consumer catching up."""
+    rig.append(payloads)
+    outcomes: list[Any] = []
+    with captured_phases() as phases:
+        seconds = timed(lambda: outcomes.extend(rig.consumer.catch_up([COLLECTION])))
+    return BatchRun(seconds, outcomes, sum_phases(phases))
+
+
+def label_updates(rows: Sequence[WordRow], count: int) -> tuple[list[LabelUpdate], list[str], list[dict[str, Any]]]:
+    """``count`` label updates of distinct words, with the ids and metadata
+    changes a raw ChromaDB ``update`` needs for the same effect."""
+    from journal.labels import label_metadata
+
+    chosen = rows[1 : count + 1]  # row 0 is the seed/warm-up word
+    payloads = [label_payload(row, "LINE_TOTAL") for row in chosen]
+    changes = [dict(label_metadata(p)) for p in payloads]
+    return payloads, [row.id for row in chosen], changes
+
+
+def metadata_updates(rows: Sequence[WordRow], count: int) -> tuple[list[MetadataUpdate], list[str], list[dict[str, Any]]]:
+    """``count`` receipt metadata updates (receipts cycle when fewer), with
+    the ids and per-id changes of the same effect for a raw update (the
+    last change of each receipt wins)."""
+    heads = receipt_heads(rows)
+    payloads = [metadata_payload(heads[i % len(heads)], i) for i in range(count)]
+    final: dict[tuple[str, int], dict[str, Any]] = {}
+    for payload in payloads:
+        final[(payload.image_id, payload.receipt_id)] = dict(payload.changes)
+    ids: list[str] = []
+    changes: list[dict[str, Any]] = []
+    for row in rows:
+        change = final.get((row.image_id, row.receipt_id))
+        if change is not None:
+            ids.append(row.id)
+            changes.append(change)
+    return payloads, ids, changes
+
+
+def raw_update(collection: Any, ids: Sequence[str], changes: Sequence[dict[str, Any]]) -> None:
+    """ChromaDB ``update`` in pages of 5000."""
+    for start in range(0, len(ids), PAGE_SIZE):
+        collection.update(
+            ids=list(ids[start : start + PAGE_SIZE]),
+            metadatas=[dict(c) for c in changes[start : start + PAGE_SIZE]],
+        )
+
+
+def raw_cycle(path: Path, work: Callable[[Any], None]) -> float:
+    """Seconds to open ``path``, run ``work`` on its collection, close."""
+    return timed(lambda: _with_raw(path, work))
+
+
+def _with_raw(path: Path, work: Callable[[Any], None]) -> None:
+    with raw_collection(path) as collection:
+        work(collection)
+
+
+def old_design_cycle(source: Path, scratch: Path, work: Callable[[Any], None]) -> float:
+    """The previous design's batch: copy the whole collection in ("download"),
+    open, apply, close, copy the whole collection out ("upload"). Local disk
+    copies, no compression and no network: a lower bound on its cost."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+
+    def cycle() -> None:
+        local = scratch / "download"
+        shutil.copytree(source, local)
+        _with_raw(local, work)
+        shutil.copytree(local, scratch / "upload")
+
+    seconds = timed(cycle)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return seconds

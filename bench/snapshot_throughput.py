@@ -36,12 +36,18 @@ from journal.sqlite import SQLiteJournal
 from pipeline.config import ConsumerConfig
 from pipeline.consumer import Consumer
 from pipeline.lease_local import LocalLease
-from pipeline.restore import restore_snapshot
+from pipeline.restore import download_files, restore_snapshot
+from pipeline.snapshot_format import read_manifest
 from pipeline.snapshots import Snapshotter
 from pipeline.status_sqlite import SQLiteStatusStore
 from pipeline.store import SharedStore
 
-BUCKET = "bench-snapshots"
+_RUNS = iter(range(1_000_000))
+
+
+def _bucket() -> str:
+    """A fresh bucket per run: moto's state outlives a server or mock."""
+    return f"bench-snapshots-{next(_RUNS)}"
 
 
 def build(root: Path) -> tuple[SQLiteJournal, SharedStore]:
@@ -75,7 +81,7 @@ def _s3_client(endpoint: str | None) -> Any:
         region_name="us-east-1",
         endpoint_url=endpoint,
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto only
+        aws_secret_access_key="testing",
         config=config,
     )
 
@@ -83,9 +89,9 @@ def _s3_client(endpoint: str | None) -> Any:
 @contextmanager
 def moto_inproc() -> Iterator[ObjectStore]:
     with mock_aws():
-        client = _s3_client(None)
-        client.create_bucket(Bucket=BUCKET)
-        yield S3ObjectStore(client, BUCKET)
+        client, bucket = _s3_client(None), _bucket()
+        client.create_bucket(Bucket=bucket)
+        yield S3ObjectStore(client, bucket)
 
 
 @contextmanager
@@ -94,16 +100,16 @@ def moto_server() -> Iterator[ObjectStore]:
     server.start()
     try:
         host, port = server.get_host_and_port()
-        client = _s3_client(f"http://{host}:{port}")
-        client.create_bucket(Bucket=BUCKET)
-        yield S3ObjectStore(client, BUCKET)
+        client, bucket = _s3_client(f"http://{host}:{port}"), _bucket()
+        client.create_bucket(Bucket=bucket)
+        yield S3ObjectStore(client, bucket)
     finally:
         server.stop()
 
 
 @contextmanager
 def local(root: Path) -> Iterator[ObjectStore]:
-    yield LocalObjectStore(root / "snapshots-local")
+    yield LocalObjectStore(root / _bucket())
 
 
 def measure(
@@ -117,7 +123,11 @@ def measure(
         started = time.monotonic()
         result = snapshotter.snapshot(manifest)
         upload = time.monotonic() - started
-        dest = work / f"restore-{collection}-{time.monotonic_ns()}"
+        snap = read_manifest(objects, collection, manifest.version)
+        started = time.monotonic()
+        download_files(objects, snap, work / f"download-{time.monotonic_ns()}")
+        download = time.monotonic() - started
+        dest = work / f"restore-{time.monotonic_ns()}"
         started = time.monotonic()
         restore_snapshot(objects, collection, dest, space="cosine")
         restore = time.monotonic() - started
@@ -131,6 +141,8 @@ def measure(
                 "outcome": result.outcome.value,
                 "upload_s": round(upload, 3),
                 "upload_mb_s": round(mb / upload, 1),
+                "download_verify_s": round(download, 3),
+                "download_verify_mb_s": round(mb / download, 1),
                 "restore_s": round(restore, 3),
                 "restore_mb_s": round(mb / restore, 1),
             }

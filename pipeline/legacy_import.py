@@ -44,7 +44,7 @@ from pipeline.snapshot_format import (
     read_manifest,
     read_pointer,
 )
-from pipeline.snapshots import (
+from pipeline.snapshot_steps import (
     move_pointer,
     record_snapshot,
     snapshot_location,

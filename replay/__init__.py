@@ -4,9 +4,9 @@ verify a live version against a rebuild (DESIGN section 9).
 Typical use::
 
     plan = plan_rebuild(journal, "lines", Target(to_seq=120), [snapshots])
-    result = rebuild(plan, Rebuilder(journal, objects, config), out_dir,
+    result = run_rebuild(plan, Rebuilder(journal, objects, config), out_dir,
                      scratch_root=staging)
-    report = verify("lines", journal=journal, shared=shared,
+    report = verify_live("lines", journal=journal, shared=shared,
                     rebuilder=rebuilder, sources=[snapshots], scratch_root=staging)
 """
 
@@ -23,7 +23,7 @@ from replay.progress import (
     progress_for,
 )
 from replay.promote import Promoter
-from replay.rebuild import RebuildResult, rebuild
+from replay.rebuild import RebuildResult, run_rebuild
 from replay.sources import (
     NoSnapshots,
     ObjectStoreSnapshots,
@@ -31,7 +31,7 @@ from replay.sources import (
     SnapshotSource,
     StoreVersions,
 )
-from replay.verify import VerifyReport, verify
+from replay.verify import VerifyReport, verify_live
 
 __all__ = [
     "EMPTY",

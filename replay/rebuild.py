@@ -40,7 +40,7 @@ class RebuildResult:
     promoted: Manifest | None
 
 
-def rebuild(
+def run_rebuild(
     plan: ReplayPlan,
     rebuilder: Rebuilder,
     out: Path | None,

@@ -67,7 +67,7 @@ class VerifyReport:
         )
 
 
-def verify(
+def verify_live(
     collection: str,
     *,
     journal: Journal,

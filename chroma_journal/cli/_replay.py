@@ -28,9 +28,9 @@ from replay.builder import Rebuilder, ReplayConfig
 from replay.plan import LATEST, ReplayPlan, Target, plan_rebuild
 from replay.progress import progress_for
 from replay.promote import Promoter
-from replay.rebuild import RebuildResult, rebuild
+from replay.rebuild import RebuildResult, run_rebuild
 from replay.sources import ObjectStoreSnapshots, SnapshotSource, StoreVersions
-from replay.verify import VerifyReport, verify
+from replay.verify import VerifyReport, verify_live
 
 CollectionArg = Annotated[
     str, typer.Argument(metavar="COLLECTION", help="Collection to replay.")
@@ -250,7 +250,7 @@ def _run_rebuild(
             owner=owner,
             lease_ttl_seconds=settings.lease_ttl_seconds,
         )
-    return rebuild(
+    return run_rebuild(
         planned,
         backends.rebuilder,
         out_dir,
@@ -291,7 +291,7 @@ def verify_command(
     try:
         with open_journal(settings) as journal:
             backends = _backends(settings, journal)
-            report = verify(
+            report = verify_live(
                 collection,
                 journal=journal,
                 shared=backends.shared,

@@ -37,6 +37,7 @@ from unittest import mock
 import boto3
 import pytest
 from moto import mock_aws
+from moto.dynamodb.comparisons import OpDefault
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models import table as moto_table
 from moto.server import ThreadedMotoServer
@@ -171,7 +172,7 @@ def _newest_only(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """A ``ScanIndexForward=False, Limit=1`` read of a whole partition from
     its start, with no filter: its answer is the partition's newest item."""
     range_comparison, _, limit, start, forward = args[:5]
-    filtered = len(args) > 8 and args[8] is not None
+    filtered = len(args) > 8 and not isinstance(args[8], (type(None), OpDefault))
     return (
         range_comparison is None
         and limit == 1

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from replay.plan import Target
 from replay.progress import LogProgress, RichProgress, progress_for
-from replay.rebuild import rebuild
+from replay.rebuild import run_rebuild
 
 
 def terminal(buffer: io.StringIO) -> Console:
@@ -20,7 +20,7 @@ def terminal(buffer: io.StringIO) -> Console:
 def test_rebuild_on_a_terminal_draws_a_progress_bar(caught_up: Rig) -> None:
     buffer = io.StringIO()
 
-    rebuild(
+    run_rebuild(
         caught_up.plan(Target()),
         caught_up.rebuilder(batch_events=4),
         caught_up.tmp / "out",

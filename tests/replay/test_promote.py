@@ -13,7 +13,7 @@ from pipeline.lease import LeaseGrant
 from pipeline.lease_local import LocalLease
 from replay.plan import EMPTY, Target
 from replay.promote import Promoter
-from replay.rebuild import RebuildResult, rebuild
+from replay.rebuild import RebuildResult, run_rebuild
 
 
 class LosingLease(LocalLease):
@@ -27,7 +27,7 @@ def promote_rebuild(
     rig: Rig, target: Target, out: Path | None = None, lease: LocalLease | None = None
 ) -> RebuildResult:
     promoter = Promoter(rig.shared, lease or rig.lease, owner="replay-test")
-    return rebuild(
+    return run_rebuild(
         rig.plan(target),
         rig.rebuilder(),
         out,
@@ -58,7 +58,7 @@ def test_promoted_rebuild_becomes_live_and_the_consumer_continues(
     rig.consumer().catch_up()
     after = rig.shared.live_manifest(WORDS)
     assert after is not None and after.applied_seq == 19
-    expected = rebuild(
+    expected = run_rebuild(
         rig.plan(Target(), base=EMPTY),
         rig.rebuilder(),
         rig.tmp / "expected",

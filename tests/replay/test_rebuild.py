@@ -24,7 +24,7 @@ from replay.builder import Rebuilder
 from replay.errors import OutputExists, ReplayApplyError
 from replay.plan import EMPTY, Target
 from replay.progress import NullProgress, ReplayProgress
-from replay.rebuild import RebuildResult, rebuild
+from replay.rebuild import RebuildResult, run_rebuild
 from replay.sources import StoreVersions
 
 
@@ -37,7 +37,7 @@ def rebuild_to(
     progress: ReplayProgress | None = None,
     **plan_options: Any,
 ) -> RebuildResult:
-    return rebuild(
+    return run_rebuild(
         rig.plan(target, **plan_options),
         rebuilder or rig.rebuilder(),
         out,

@@ -11,7 +11,7 @@ from journal.objectstore import ObjectStore
 from pipeline.snapshot_format import SnapshotCorrupt, file_key
 from pipeline.snapshots import Snapshotter
 from replay.plan import EMPTY, Target
-from replay.rebuild import RebuildResult, rebuild
+from replay.rebuild import RebuildResult, run_rebuild
 from replay.sources import ObjectStoreSnapshots
 
 
@@ -31,7 +31,7 @@ def snapshotted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
 def rebuild_words(
     rig: Rig, target: Target, name: str, base: str = "latest"
 ) -> RebuildResult:
-    return rebuild(
+    return run_rebuild(
         rig.plan(target, sources=[ObjectStoreSnapshots(rig.objects)], base=base),
         rig.rebuilder(),
         rig.tmp / name,

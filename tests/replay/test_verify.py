@@ -9,13 +9,13 @@ from journal.ids import word_id_of
 from pipeline.errors import NoLiveVersion
 from replay.errors import BaseCorrupt
 from replay.plan import Target
-from replay.rebuild import rebuild
+from replay.rebuild import run_rebuild
 from replay.sources import StoreVersions
-from replay.verify import VerifyReport, verify
+from replay.verify import VerifyReport, verify_live
 
 
 def verify_words(rig: Rig) -> VerifyReport:
-    return verify(
+    return verify_live(
         WORDS,
         journal=rig.journal,
         shared=rig.shared,
@@ -82,7 +82,7 @@ def test_a_base_that_does_not_hold_its_recorded_digest_is_refused(
     )
 
     with pytest.raises(BaseCorrupt, match="content digest"):
-        rebuild(
+        run_rebuild(
             plan,
             caught_up.rebuilder(),
             caught_up.tmp / "out",
