@@ -94,22 +94,42 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_results(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``bench/results/<name>.json`` with the machine and date."""
+def write_results(
+    name: str, payload: dict[str, Any], key: Sequence[str] | None = None
+) -> Path:
+    """Write ``bench/results/<name>.json`` with the machine and date.
+
+    With ``key``, rows of an earlier file whose key this run did not measure
+    are kept (so the matrix can be run in parts); every row carries the
+    time it was measured.
+    """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    path = RESULTS_DIR / f"{name}.json"
+    rows = [
+        {**row, "measured_at": row.get("measured_at", now)}
+        for row in payload["results"]
+    ]
+    if key is not None and path.exists():
+        fresh = {tuple(row[k] for k in key) for row in rows}
+        earlier = json.loads(path.read_text()).get("results", [])
+        kept = [r for r in earlier if tuple(r.get(k) for k in key) not in fresh]
+        rows = sorted(kept + rows, key=lambda r: tuple(r[k] for k in key))
     document = {
-        "benchmark": name,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "benchmark": name.removesuffix("_quick"),
+        "date": now,
         "machine": machine(),
         **payload,
+        "results": rows,
     }
-    path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
     console.print(f"results written to {path}")
     return path
 
 
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def print_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
     """Print rows as a rich table."""
     table = Table(title=title)
     for column in columns:
@@ -180,7 +200,9 @@ def receipt_rows(index: int) -> list[WordRow]:
             metadata["image_id"] = image_id
             rows.append(
                 WordRow(
-                    id=word_id_of(image_id, receipt.receipt_id, line.line_id, word.word_id),
+                    id=word_id_of(
+                        image_id, receipt.receipt_id, line.line_id, word.word_id
+                    ),
                     document=word.text,
                     metadata=metadata,
                     image_id=image_id,
@@ -330,6 +352,7 @@ class Rig:
 
     root: Path
     config: ConsumerConfig
+    after_promote: Any = None
     journal: SQLiteJournal = field(init=False)
     objects: LocalObjectStore = field(init=False)
     shared: SharedStore = field(init=False)
@@ -349,11 +372,15 @@ class Rig:
             self._status,
             self.config,
             owner="bench",
+            after_promote=self.after_promote,
         )
 
     def append(self, payloads: Sequence[Any]) -> None:
         """Append payloads to the collection, 500 per transaction."""
-        events = [NewEvent(collection=COLLECTION, payload=p, producer="bench") for p in payloads]
+        events = [
+            NewEvent(collection=COLLECTION, payload=p, producer="bench")
+            for p in payloads
+        ]
         for start in range(0, len(events), 500):
             self.journal.append_batch(events[start : start + 500])
 
@@ -425,7 +452,11 @@ def ensure_rig(size: int, dim: int) -> Path:
 
 @contextmanager
 def rig_copy(
-    size: int, dim: int, run_dir: Path, config: ConsumerConfig | None = None
+    size: int,
+    dim: int,
+    run_dir: Path,
+    config: ConsumerConfig | None = None,
+    after_promote: Any = None,
 ) -> Iterator[Rig]:
     """A private copy of the prepared rig, warmed (the first batch of a new
     process re-verifies the working copy's files, so one untimed label
@@ -433,17 +464,17 @@ def rig_copy(
     source = ensure_rig(size, dim)
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.copytree(source, run_dir, symlinks=True, ignore=_ignore_markers)
-    rig = Rig(run_dir, config or bench_config())
+    rig = Rig(run_dir, config or bench_config(), after_promote)
     try:
         rig.append([label_payload(word_rows(1)[0], "WARM")])
         rig.consumer.catch_up([COLLECTION])
         yield rig
     finally:
         rig.close()
-        _remove(run_dir)
+        remove_run_dir(run_dir)
 
 
-def _remove(path: Path) -> None:
+def remove_run_dir(path: Path) -> None:
     """Delete a tree with read-only parts (published versions)."""
     for directory in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if directory.is_dir() and not directory.is_symlink():
@@ -499,7 +530,7 @@ def raw_collection(path: Path) -> Iterator[Any]:
     import chromadb
     from chromadb.config import Settings
 
-    client = chromadb.PersistentClient(
+    client: Any = chromadb.PersistentClient(
         path=str(path.resolve()), settings=Settings(anonymized_telemetry=False)
     )
     try:
@@ -574,7 +605,9 @@ def quiet() -> None:
 # -- cached deltas and profiling -------------------------------------------------
 
 
-def cached_delta(rig: Rig, size: int, dim: int, serial: int) -> tuple[DeltaMerge, DeltaRecords]:
+def cached_delta(
+    rig: Rig, size: int, dim: int, serial: int
+) -> tuple[DeltaMerge, DeltaRecords]:
     """Put delta ``serial`` of ``size`` x ``dim`` into the rig's object
     store; the archive is built once and cached (building a 5000 x 1536-d
     delta takes seconds, and it is the producer's cost, not the consumer's)."""
@@ -592,7 +625,9 @@ def cached_delta(rig: Rig, size: int, dim: int, serial: int) -> tuple[DeltaMerge
     return payload, records
 
 
-def profiled(work: Callable[[], object], top: int = 25) -> tuple[float, list[dict[str, Any]]]:
+def profiled(
+    work: Callable[[], object], top: int = 25
+) -> tuple[float, list[dict[str, Any]]]:
     """Run ``work`` under cProfile; its seconds and the ``top`` functions by
     cumulative time."""
     import cProfile
@@ -651,7 +686,9 @@ def consumer_batch(rig: Rig, payloads: Sequence[Any]) -> BatchRun:
     return BatchRun(seconds, outcomes, sum_phases(phases))
 
 
-def label_updates(rows: Sequence[WordRow], count: int) -> tuple[list[LabelUpdate], list[str], list[dict[str, Any]]]:
+def label_updates(
+    rows: Sequence[WordRow], count: int
+) -> tuple[list[LabelUpdate], list[str], list[dict[str, Any]]]:
     """``count`` label updates of distinct words, with the ids and metadata
     changes a raw ChromaDB ``update`` needs for the same effect."""
     from journal.labels import label_metadata
@@ -662,7 +699,9 @@ def label_updates(rows: Sequence[WordRow], count: int) -> tuple[list[LabelUpdate
     return payloads, [row.id for row in chosen], changes
 
 
-def metadata_updates(rows: Sequence[WordRow], count: int) -> tuple[list[MetadataUpdate], list[str], list[dict[str, Any]]]:
+def metadata_updates(
+    rows: Sequence[WordRow], count: int
+) -> tuple[list[MetadataUpdate], list[str], list[dict[str, Any]]]:
     """``count`` receipt metadata updates (receipts cycle when fewer), with
     the ids and per-id changes of the same effect for a raw update (the
     last change of each receipt wins)."""
@@ -681,7 +720,9 @@ def metadata_updates(rows: Sequence[WordRow], count: int) -> tuple[list[Metadata
     return payloads, ids, changes
 
 
-def raw_update(collection: Any, ids: Sequence[str], changes: Sequence[dict[str, Any]]) -> None:
+def raw_update(
+    collection: Any, ids: Sequence[str], changes: Sequence[dict[str, Any]]
+) -> None:
     """ChromaDB ``update`` in pages of 5000."""
     for start in range(0, len(ids), PAGE_SIZE):
         collection.update(

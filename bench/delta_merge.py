@@ -25,8 +25,8 @@ from typing import Any
 from bench._common import (
     CACHE_DIR,
     COLLECTION,
-    captured_phases,
     cached_delta,
+    captured_phases,
     copy_base,
     ensure_bases,
     print_table,
@@ -43,7 +43,13 @@ from bench._common import (
 
 NAME = "delta_merge"
 GOAL = 0.9
-FULL_MATRIX = [(10_000, 384), (35_000, 384), (70_000, 384), (35_000, 1536), (70_000, 1536)]
+FULL_MATRIX = [
+    (10_000, 384),
+    (35_000, 384),
+    (70_000, 384),
+    (35_000, 1536),
+    (70_000, 1536),
+]
 FULL_DELTAS = (250, 5000)
 QUICK_MATRIX = [(2_000, 64)]
 QUICK_DELTAS = (50, 500)
@@ -57,7 +63,9 @@ def reps_for(delta: int, quick: bool) -> int:
     return 4 if delta < 1000 else 1
 
 
-def run_cell(size: int, dim: int, delta: int, reps: int, profile: bool) -> dict[str, Any]:
+def run_cell(
+    size: int, dim: int, delta: int, reps: int, profile: bool
+) -> dict[str, Any]:
     """One (base size, dimension, delta size) measurement."""
     work = CACHE_DIR / "runs" / f"{NAME}-{size}x{dim}-{delta}"
     consumer_s = 0.0
@@ -130,7 +138,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the matrix, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
-    parser.add_argument("--profile", action="store_true", help="cProfile one batch per cell")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile one batch per cell"
+    )
     parser.add_argument("--cells", help="size x dim list, e.g. 10000x384,70000x1536")
     parser.add_argument("--deltas", help="delta sizes, e.g. 250,5000")
     args = parser.parse_args(argv)
@@ -138,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     matrix = QUICK_MATRIX if args.quick else FULL_MATRIX
     if args.cells:
         matrix = [tuple(int(x) for x in c.split("x")) for c in args.cells.split(",")]  # type: ignore[misc]
-    sizes = QUICK_DELTAS if args.quick else FULL_DELTAS
+    sizes: tuple[int, ...] = QUICK_DELTAS if args.quick else FULL_DELTAS
     if args.deltas:
         sizes = tuple(int(x) for x in args.deltas.split(","))
     rows = []
@@ -148,11 +158,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cell = run_cell(size, dim, delta, reps_for(delta, args.quick), args.profile)
             rows.append(cell)
             _print([cell], f"{NAME}: {size}x{dim}, delta {delta}")
+            _save(rows, args.quick)  # after each cell: full runs take long
     _print(rows, "Delta merge: consumer vs raw ChromaDB upsert (records/s)")
+    return {"results": rows}
+
+
+def _save(rows: list[dict[str, Any]], quick: bool) -> None:
     write_results(
-        NAME if not args.quick else f"{NAME}_quick",
+        NAME if not quick else f"{NAME}_quick",
         {
-            "quick": args.quick,
+            "quick": quick,
             "method": (
                 "each delta applied as its own promotion; raw side opens a client "
                 "on a copy of the same base, upserts the same records, closes; "
@@ -160,19 +175,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ),
             "results": rows,
         },
+        key=("base_records", "dimension", "delta_records"),
     )
-    return {"results": rows}
 
 
 def _print(rows: list[dict[str, Any]], title: str) -> None:
     print_table(
         title,
-        ["base", "dim", "delta", "n", "consumer r/s", "raw r/s", "ratio", "goal 0.9",
-         "setup", "apply", "digest", "publish", "MB published"],
+        [
+            "base",
+            "dim",
+            "delta",
+            "n",
+            "consumer r/s",
+            "raw r/s",
+            "ratio",
+            "goal 0.9",
+            "setup",
+            "apply",
+            "digest",
+            "publish",
+            "MB published",
+        ],
         [
             [
-                r["base_records"], r["dimension"], r["delta_records"], r["deltas"],
-                r["consumer_records_per_s"], r["raw_records_per_s"], r["ratio"],
+                r["base_records"],
+                r["dimension"],
+                r["delta_records"],
+                r["deltas"],
+                r["consumer_records_per_s"],
+                r["raw_records_per_s"],
+                r["ratio"],
                 "met" if r["goal_met"] else "NOT met",
                 r["consumer_phases_seconds"].get("setup", 0.0),
                 r["consumer_phases_seconds"].get("apply", 0.0),

@@ -53,7 +53,9 @@ FULL_CELLS = [(70_000, 384), (35_000, 1536), (70_000, 1536)]
 QUICK_CELLS = [(2_000, 64)]
 
 
-def run_cell(size: int, dim: int, kind: str, events: int, profile: bool) -> dict[str, Any]:
+def run_cell(
+    size: int, dim: int, kind: str, events: int, profile: bool
+) -> dict[str, Any]:
     """One (base, kind) measurement."""
     rows = word_rows(size)
     make = label_updates if kind == "label_update" else metadata_updates
@@ -124,29 +126,49 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for kind in ("label_update", "metadata_update"):
             rows.append(run_cell(size, dim, kind, events, args.profile))
             _print(rows[-1:], f"{NAME}: {size}x{dim} {kind}")
+            write_results(
+                f"{NAME}_quick" if args.quick else NAME,
+                {
+                    "quick": args.quick,
+                    "method": __doc__,
+                    "group_commit_max_events": events,
+                    "results": rows,
+                },
+                key=("base_records", "dimension", "kind"),
+            )
     _print(rows, f"Updates, {events} events per batch: consumer vs raw vs old design")
-    write_results(
-        f"{NAME}_quick" if args.quick else NAME,
-        {
-            "quick": args.quick,
-            "method": __doc__,
-            "group_commit_max_events": events,
-            "results": rows,
-        },
-    )
     return {"results": rows}
 
 
 def _print(rows: list[dict[str, Any]], title: str) -> None:
     print_table(
         title,
-        ["base", "dim", "kind", "events", "records", "consumer ev/s", "raw ev/s",
-         "old ev/s", "vs raw", "goal 0.8", "vs old", "goal 10x", "MB published"],
+        [
+            "base",
+            "dim",
+            "kind",
+            "events",
+            "records",
+            "consumer ev/s",
+            "raw ev/s",
+            "old ev/s",
+            "vs raw",
+            "goal 0.8",
+            "vs old",
+            "goal 10x",
+            "MB published",
+        ],
         [
             [
-                r["base_records"], r["dimension"], r["kind"], r["events"],
-                r["records_updated"], r["consumer_events_per_s"], r["raw_events_per_s"],
-                r["old_design_events_per_s"], r["ratio_vs_raw"],
+                r["base_records"],
+                r["dimension"],
+                r["kind"],
+                r["events"],
+                r["records_updated"],
+                r["consumer_events_per_s"],
+                r["raw_events_per_s"],
+                r["old_design_events_per_s"],
+                r["ratio_vs_raw"],
                 "met" if r["goal_vs_raw_met"] else "NOT met",
                 r["ratio_vs_old_design"],
                 "met" if r["goal_vs_old_met"] else "NOT met",

@@ -237,21 +237,20 @@ class DynamoDBJournal(Journal):
         Keys found to exist already are resolved and the rest of the batch is
         retried at once: each round shrinks the batch, so this loop ends.
         """
-        while True:
+        while fresh := plan.pending():
             head = self.head(collection)
-            fresh = plan.pending()
             envelopes = [
                 self._stamp(event, head + offset)
                 for offset, event in enumerate(fresh, start=1)
             ]
             self._check_sizes(collection, envelopes)
             try:
-                if envelopes:
-                    self._write(collection, head, envelopes)
+                self._write(collection, head, envelopes)
             except KeysExist as exists:
                 plan.resolve(self._stored(collection, exists.seqs))
                 continue
             return plan.results(envelopes)
+        return plan.results([])
 
     def _write(self, collection: str, head: int, envelopes: list[Envelope]) -> None:
         only = envelopes[0]

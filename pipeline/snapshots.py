@@ -161,6 +161,7 @@ class Snapshotter:
         self._owed.add(collection)
         self.snapshot(manifest)
         self._owed.discard(collection)
+        self._looked.add(collection)  # the pointer now covers this version
 
     def _first_look(self, manifest: Manifest) -> bool:
         """Once per collection: recover what a crash may have left undone."""

@@ -58,6 +58,6 @@ __all__ = [
     "VerifyReport",
     "plan_rebuild",
     "progress_for",
-    "rebuild",
-    "verify",
+    "run_rebuild",
+    "verify_live",
 ]

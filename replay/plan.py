@@ -10,6 +10,7 @@ before the base are irrelevant, since the base already reflects them.
 
 from __future__ import annotations
 
+import posixpath
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -142,7 +143,7 @@ def plan_rebuild(
     target_seq, reason = resolve_target(journal, collection, target, head)
     chosen, source = choose_base(collection, base, target_seq, sources)
     scan = _scan(journal, collection, chosen.applied_seq if chosen else 0, target_seq)
-    deltas = [_sized(delta, objects) for delta in scan.deltas]
+    deltas = _sized(scan.deltas, objects) if objects else scan.deltas
     return ReplayPlan(
         collection=collection,
         head=head,
@@ -237,9 +238,23 @@ def consecutive(events: Iterable[Envelope], after: int) -> Iterable[Envelope]:
         expected += 1
 
 
-def _sized(delta: DeltaRead, objects: ObjectStore | None) -> DeltaRead:
-    if objects is None:
-        return delta
-    listed = {info.key: info.size for info in objects.list(delta.key)}
-    size = listed.get(delta.key)
-    return DeltaRead(delta.seq, delta.key, delta.records, size, size is not None)
+#: Up to this many deltas are sized one listing each; more share one listing
+#: of their common prefix (one request per 1,000 keys on S3).
+_LIST_EACH_UP_TO = 20
+
+
+def _sized(deltas: list[DeltaRead], objects: ObjectStore) -> list[DeltaRead]:
+    """The deltas with their sizes, and whether the store holds them."""
+    keys = [delta.key for delta in deltas]
+    if len(keys) <= _LIST_EACH_UP_TO:
+        prefixes = keys
+    else:
+        common = posixpath.commonpath([posixpath.dirname(key) for key in keys])
+        prefixes = [f"{common}/" if common else ""]
+    sizes = {
+        info.key: info.size for prefix in prefixes for info in objects.list(prefix)
+    }
+    return [
+        DeltaRead(d.seq, d.key, d.records, sizes.get(d.key), d.key in sizes)
+        for d in deltas
+    ]

@@ -19,7 +19,6 @@ from rich.progress import (
     Progress,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
@@ -79,18 +78,18 @@ class _Counts:
 
 
 class RichProgress:
-    """A progress bar on ``console``: events applied, records merged, time
-    elapsed and left."""
+    """A progress bar on ``console``: events applied, records merged and the
+    estimated time left."""
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(
+            # Sized to fit 80 columns with four-digit counts.
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=18),
             TextColumn("{task.fields[events]} events"),
             TextColumn("{task.fields[records]} records merged"),
-            TimeElapsedColumn(),
-            TextColumn("left"),
             TimeRemainingColumn(),
+            TextColumn("left"),
             console=console,
             transient=False,
         )
@@ -102,7 +101,7 @@ class RichProgress:
         self._counts = _Counts(collection, events, records)
         self._progress.start()
         self._task = self._progress.add_task(
-            f"rebuilding {collection}",
+            collection,
             total=max(self._counts.total_work, 1),
             events=self._events(self._counts),
             records=self._records(self._counts),

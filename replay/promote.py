@@ -12,10 +12,17 @@ version is removed. After a promotion the consumer continues from the
 rebuild's ``applied_seq``: its working copy no longer names the live
 version, so it rebuilds that copy from the promoted one.
 
-A rebuild behind the live version (``applied_seq`` lower) is promoted too,
-with a warning: the consumer then applies the events in between again,
-which is safe because applying is idempotent, but readers briefly see the
-older state.
+Known limits, by design for now:
+
+- A rebuild behind the live version (``applied_seq`` lower, e.g. because
+  the consumer moved on while the rebuild ran) is promoted too, with a
+  ``replay_behind_live`` warning: the consumer then applies the events in
+  between again, which is safe because applying is idempotent, but readers
+  briefly see the older state. Catching up under the lease before the swap
+  is not done.
+- The status mirror is not written here; it shows the promoted version
+  after the consumer's next batch (``status`` reads the live manifest for
+  the applied seq in any case).
 """
 
 from __future__ import annotations

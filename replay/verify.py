@@ -10,7 +10,9 @@
 When they differ, comparing the per-record hashes names the records: ids
 only in the rebuild, only in the live version, or stored differently.
 Both sides are produced by ChromaDB from the same inputs, so a difference is
-a real one (DESIGN section 6: compare rebuilds with rebuilds).
+a real one (DESIGN section 6: compare rebuilds with rebuilds). The live
+version is resolved once: a consumer promoting meanwhile does not change
+what is compared, since a version never changes.
 """
 
 from __future__ import annotations

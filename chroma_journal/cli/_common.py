@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import NoReturn
 
 import typer
@@ -10,9 +11,21 @@ from rich.console import Console
 
 from chroma_journal.settings import Settings
 
-#: Human output goes to stdout; diagnostics and logs go to stderr.
-out = Console()
+#: Human output goes to stdout; diagnostics and logs go to stderr. Piped
+#: output is not cut to 80 columns: tables stay whole in logs and CI.
+out = Console() if Console().is_terminal else Console(width=160)
 err = Console(stderr=True)
+
+
+def age(moment: datetime | None, now: datetime | None = None) -> str:
+    """``"42s ago"``, ``"3m ago"``, ``"5h ago"``, ``"2d ago"`` or ``"-"``."""
+    if moment is None:
+        return "-"
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{max(int(seconds), 0)}s ago"
 
 
 def settings_of(ctx: typer.Context) -> Settings:

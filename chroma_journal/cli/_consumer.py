@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from chroma_journal.cli._common import fail, out, settings_of
+from chroma_journal.cli._common import age, fail, out, settings_of
 from chroma_journal.settings import Settings
 from chroma_journal.wiring import (
     build_consumer,
@@ -106,6 +106,10 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment else None
 
 
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
 def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -141,7 +145,7 @@ def status(
             str(row["records"]),
             row["live_version"] or "-",
             str(row["versions_on_disk"]),
-            row["last_batch_at"] or "-",
+            age(_parse(row["last_batch_at"])),
             _stopped(row),
         )
     out.print(table)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from chroma_journal.cli._common import err, fail, out, settings_of
 from chroma_journal.settings import Settings
@@ -72,6 +73,11 @@ def register(app: typer.Typer) -> None:
     group.command("rebuild")(rebuild_command)
     group.command("verify")(verify_command)
     app.add_typer(group, name="replay")
+
+
+def _say(line: str, *, console: Console = out) -> None:
+    """Print one line unwrapped (ids and paths are copied from it)."""
+    console.print(line, highlight=False, soft_wrap=True)
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,7 @@ def plan(
         typer.echo(json.dumps(planned.to_dict(), indent=2))
         return
     for line in describe_plan(planned):
-        out.print(line, highlight=False, soft_wrap=True)
+        _say(line)
 
 
 def describe_plan(planned: ReplayPlan) -> list[str]:
@@ -236,7 +242,7 @@ def _run_rebuild(
 ) -> RebuildResult:
     planned = _plan(backends, collection, target, base)
     for line in describe_plan(planned):
-        err.print(line, highlight=False, soft_wrap=True)
+        _say(line, console=err)
     if out_dir is None and not promote:
         out_dir = (
             settings.staging_root / "replay" / collection / f"seq-{planned.target_seq}"
@@ -263,17 +269,16 @@ def _run_rebuild(
 
 def _print_rebuild(result: RebuildResult) -> None:
     built = result.built
-    out.print(
+    _say(
         f"{built.collection}: rebuilt to seq {built.applied_seq} in "
         f"{built.seconds:.1f} s: {built.events_applied} events applied, "
-        f"{len(built.skipped)} skipped, {built.digest.count} records",
-        highlight=False,
+        f"{len(built.skipped)} skipped, {built.digest.count} records"
     )
-    out.print(f"digest: {built.digest.hexdigest}", highlight=False)
+    _say(f"digest: {built.digest.hexdigest}")
     if result.path is not None:
-        out.print(f"written to {result.path}", highlight=False)
+        _say(f"written to {result.path}")
     if result.promoted is not None:
-        out.print(f"promoted as version {result.promoted.version}", highlight=False)
+        _say(f"promoted as version {result.promoted.version}")
 
 
 def verify_command(
@@ -308,7 +313,7 @@ def verify_command(
         typer.echo(json.dumps(report_dict(report), indent=2))
     else:
         for line in describe_report(report):
-            out.print(line, highlight=False, soft_wrap=True)
+            _say(line)
     if not report.ok:
         raise typer.Exit(1)
 

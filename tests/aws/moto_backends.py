@@ -59,6 +59,10 @@ STATUS_TABLE = "chroma-journal-status-test"
 STREAM = "chroma-journal-test"
 
 
+#: Client methods that make no request, so need no lock.
+_NOT_REQUESTS = frozenset({"get_paginator", "get_waiter", "can_paginate", "close"})
+
+
 class SerializedClient:
     """A boto3 client proxy that runs one request at a time (see above)."""
 
@@ -68,7 +72,7 @@ class SerializedClient:
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
-        if name.startswith(("_", "get_", "can_")) or not callable(attribute):
+        if name in _NOT_REQUESTS or not callable(attribute):
             return attribute
 
         def call(*args: Any, **kwargs: Any) -> Any:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import WORDS, Rig, label, word_records
+from replay_rig import WORDS, Rig, label, word_records
 
 from pipeline.errors import LeaseUnavailable, PromotionRefused
 from pipeline.lease import LeaseGrant

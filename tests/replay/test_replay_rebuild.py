@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from replay_rig import (
     IMAGE,
     T0,
     WORDS,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import IMAGE, WORDS, Rig, append_history
+from replay_rig import IMAGE, WORDS, Rig, append_history
 
 from journal.ids import word_id_of
 from pipeline.errors import NoLiveVersion

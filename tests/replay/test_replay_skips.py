@@ -3,7 +3,7 @@ journal equals the live collection (DESIGN section 8)."""
 
 from __future__ import annotations
 
-from conftest import WORDS, Rig, label, word_records
+from replay_rig import WORDS, Rig, label, word_records
 
 from journal.events import DeltaMerge, EventParked
 from pipeline.parking import skip_event

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 
 import pytest
-from conftest import WORDS, Rig, append_history, close_rig, make_rig
+from replay_rig import WORDS, Rig, append_history, close_rig, copy_rig, make_rig
 
 from journal.objectstore import ObjectStore
 from pipeline.snapshot_format import SnapshotCorrupt, file_key
@@ -16,7 +18,9 @@ from replay.sources import ObjectStoreSnapshots
 
 
 @pytest.fixture(scope="module")
-def snapshotted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+def snapshot_template(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, datetime]:
     """The history applied by a consumer that snapshots on request: the
     request at seq 7 is promoted with the batch 7..9, so the snapshot holds
     seq 9; recording it appends seqs 18 and 19."""
@@ -24,6 +28,16 @@ def snapshotted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     snapshotter = Snapshotter(rig.objects, rig.journal, rig.shared, clock=rig.clock)
     append_history(rig)
     rig.consumer(after_promote=snapshotter.after_promote).catch_up()
+    close_rig(rig)
+    return rig.tmp, rig.clock.now
+
+
+@pytest.fixture
+def snapshotted(
+    tmp_path: Path, snapshot_template: tuple[Path, datetime]
+) -> Iterator[Rig]:
+    """A private copy of the snapshot template."""
+    rig = copy_rig(snapshot_template, tmp_path / "rig")
     yield rig
     close_rig(rig)
 
@@ -78,10 +92,8 @@ def test_a_target_before_the_snapshot_starts_empty(snapshotted: Rig) -> None:
     assert result.built.events_applied == 8
 
 
-def test_a_corrupt_snapshot_is_refused_and_leaves_nothing(rig: Rig) -> None:
-    snapshotter = Snapshotter(rig.objects, rig.journal, rig.shared, clock=rig.clock)
-    append_history(rig)
-    rig.consumer(after_promote=snapshotter.after_promote).catch_up()
+def test_a_corrupt_snapshot_is_refused_and_leaves_nothing(snapshotted: Rig) -> None:
+    rig = snapshotted
     snap = ObjectStoreSnapshots(rig.objects).list(WORDS)[0]
     _corrupt(rig.objects, file_key(WORDS, snap.version, "chroma.sqlite3"))
 

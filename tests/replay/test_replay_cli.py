@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from conftest import IMAGE, Rig
+from replay_rig import IMAGE, Rig
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 

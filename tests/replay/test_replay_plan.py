@@ -6,9 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import T0, WORDS, Rig, word_records
+from replay_rig import T0, WORDS, Rig, word_records
 
-from journal.events import Envelope, EventSkipped, SnapshotRequest
+from journal.events import DeltaMerge, Envelope, EventSkipped, SnapshotRequest
 from pipeline.errors import JournalGapError
 from replay.errors import BaseNotUsable, TargetOutOfRange
 from replay.plan import EMPTY, Target, consecutive
@@ -143,3 +143,18 @@ def test_a_hole_in_the_journal_stops_the_read(rig: Rig) -> None:
 
     assert gap.value.missing_seq == 3
     assert gap.value.collection == WORDS
+
+
+@pytest.mark.parametrize("count", [3, 25])
+def test_delta_sizes_are_listed_for_few_and_many_deltas(rig: Rig, count: int) -> None:
+    for index in range(count):
+        key = f"{WORDS}/deltas/d{index:03d}/delta.tar.gz"
+        if index != 1:  # one is missing
+            rig.objects.put_bytes(key, b"x" * (index + 1))
+        rig.append(DeltaMerge(key=key, sha256="0" * 64, records=2))
+
+    plan = rig.plan(Target())
+
+    assert [delta.size_bytes for delta in plan.deltas[:3]] == [1, None, 3]
+    assert [delta.seq for delta in plan.missing_deltas] == [2]
+    assert plan.records == 2 * count

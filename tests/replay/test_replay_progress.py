@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from conftest import Rig
+from replay_rig import Rig
 from rich.console import Console
 from structlog.testing import capture_logs
 
@@ -29,10 +29,11 @@ def test_rebuild_on_a_terminal_draws_a_progress_bar(caught_up: Rig) -> None:
     )
 
     drawn = buffer.getvalue()
-    assert "rebuilding words" in drawn
+    assert "words" in drawn
     assert "━" in drawn  # the bar
     assert "17/17 events" in drawn
     assert "19/19 records merged" in drawn
+    assert "0:00:00 left" in drawn
     assert "4/17 events" in drawn  # drawn after the first batch too
 
 
