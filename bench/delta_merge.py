@@ -158,14 +158,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cell = run_cell(size, dim, delta, reps_for(delta, args.quick), args.profile)
             rows.append(cell)
             _print([cell], f"{NAME}: {size}x{dim}, delta {delta}")
-            _save(rows, args.quick)  # after each cell: full runs take long
+            _save(rows, args.quick, args.profile)  # after each cell: runs are long
     _print(rows, "Delta merge: consumer vs raw ChromaDB upsert (records/s)")
     return {"results": rows}
 
 
-def _save(rows: list[dict[str, Any]], quick: bool) -> None:
+def _save(rows: list[dict[str, Any]], quick: bool, profile: bool) -> None:
     write_results(
-        NAME if not quick else f"{NAME}_quick",
+        NAME + ("_quick" if quick else "") + ("_profile" if profile else ""),
         {
             "quick": quick,
             "method": (

@@ -44,7 +44,7 @@ def delta_merge(rows: list[Row]) -> str:
             [r["base_records"], r["dimension"], r["delta_records"], r["deltas"],
              r["consumer_records_per_s"], r["raw_records_per_s"], r["ratio"],
              r["goal_met"],
-             "{apply} / {digest} / {publish}".format(
+             "{apply:.2f} / {digest:.2f} / {publish:.2f}".format(
                  **{k: r["consumer_phases_seconds"].get(k, 0) for k in
                     ("apply", "digest", "publish")}),
              _mb(r["bytes_published_per_promotion"])]

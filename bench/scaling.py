@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_results(
         f"{NAME}_quick" if args.quick else NAME,
         {"quick": args.quick, "method": __doc__, "results": rows},
+        key=("base_records", "batch"),
     )
     return {"results": rows}
 

@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--profile", action="store_true", help="cProfile the consumer")
     parser.add_argument("--cells", help="size x dim list, e.g. 70000x384")
     parser.add_argument("--events", type=int, help="events per batch (default 1000)")
+    parser.add_argument("--kinds", default="label_update,metadata_update")
     args = parser.parse_args(argv)
     quiet()
     cells = QUICK_CELLS if args.quick else FULL_CELLS
@@ -123,11 +124,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = []
     for size, dim in cells:
         ensure_bases([size], dim)
-        for kind in ("label_update", "metadata_update"):
+        for kind in args.kinds.split(","):
             rows.append(run_cell(size, dim, kind, events, args.profile))
             _print(rows[-1:], f"{NAME}: {size}x{dim} {kind}")
             write_results(
-                f"{NAME}_quick" if args.quick else NAME,
+                NAME
+                + ("_quick" if args.quick else "")
+                + ("_profile" if args.profile else ""),
                 {
                     "quick": args.quick,
                     "method": __doc__,

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     max_delta_bytes: int = Field(default=4 * 1024**3, ge=1)
     max_delta_members: int = Field(default=10_000, ge=1)
     snapshot_keep: int = Field(default=5, ge=1)
+    snapshot_grace_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="an unfinished snapshot younger than this is never removed",
+    )
 
     # The KCL consumer (see docs/kcl.md).
     kcl_application_name: str = Field(

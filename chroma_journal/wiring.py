@@ -126,16 +126,25 @@ def default_owner() -> str:
 
 
 def build_consumer(settings: Settings, *, owner: str | None = None) -> Consumer:
-    """A consumer wired to every backend the settings name."""
+    """A consumer wired to every backend the settings name, taking snapshots
+    after the batches that hold a snapshot request."""
     from pipeline.consumer import Consumer, ConsumerConfig
+    from pipeline.snapshots import SnapshotConfig, Snapshotter
 
+    journal = open_journal(settings)
+    objects = open_object_store(settings)
+    shared = open_shared_store(settings)
+    snapshotter = Snapshotter(
+        objects, journal, shared, config=SnapshotConfig.from_settings(settings)
+    )
     return Consumer(
-        open_journal(settings),
-        open_object_store(settings),
-        open_shared_store(settings),
+        journal,
+        objects,
+        shared,
         settings.staging_root,
         open_lease(settings),
         open_status(settings),
         ConsumerConfig.from_settings(settings),
         owner=owner or default_owner(),
+        after_promote=snapshotter.after_promote,
     )

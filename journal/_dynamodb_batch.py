@@ -2,21 +2,26 @@
 
 A batch may repeat an idempotency key, and some of its keys may have been
 stored by earlier appends. :class:`BatchPlan` tracks which events still have
-to be written; a cancelled transaction is turned into a typed outcome
-(:class:`KeysExist` or :class:`LostRace`) by :func:`cancellation`.
+to be written; the ``check_*`` functions refuse what DynamoDB could not
+store, before any write; a cancelled transaction is turned into a typed
+outcome (:class:`KeysExist` or :class:`LostRace`) by :func:`cancellation`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from journal import _dynamodb_layout as layout
+from journal.aws_schema import JOURNAL_SORT_KEY
 from journal.base import AppendResult
-from journal.errors import JournalError, JournalUnavailable
+from journal.errors import EventTooLarge, JournalError, JournalUnavailable
 from journal.events import Envelope, NewEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef
 
 #: Cancellation reasons worth another attempt with a fresh head:
 #: another writer took the seq, another transaction held an item, or the
@@ -44,6 +49,32 @@ class KeysExist(JournalError):
         super().__init__(f"{collection}: keys stored before: {sorted(seqs)}")
         self.collection = collection
         self.seqs = seqs
+
+
+class BatchTooLarge(JournalError):
+    """A batch does not fit in one DynamoDB transaction, so it cannot be
+    appended atomically; split it into smaller batches."""
+
+    def __init__(self, collection: str, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"batch for collection {collection!r} needs {size} {what}, over "
+            f"the transaction limit of {limit}"
+        )
+        self.collection = collection
+        self.size = size
+        self.limit = limit
+
+
+class AppendContended(JournalError):
+    """Every attempt of an append lost the race for the next seq."""
+
+    def __init__(self, collection: str, attempts: int) -> None:
+        super().__init__(
+            f"append to {collection!r} lost the race for the next seq "
+            f"{attempts} times; too many concurrent writers"
+        )
+        self.collection = collection
+        self.attempts = attempts
 
 
 class BatchPlan:
@@ -99,6 +130,56 @@ class BatchPlan:
         for index, first in self._first_of.items():
             outcome[index] = AppendResult(outcome[first].envelope, duplicate=True)
         return [outcome[index] for index in range(len(self._events))]
+
+
+def check_action_count(collection: str, plan: BatchPlan) -> None:
+    """Refuse, before any write, a batch that cannot fit one transaction."""
+    actions = plan.max_actions()
+    if actions > layout.TRANSACTION_MAX_ACTIONS:
+        raise BatchTooLarge(
+            collection, "write actions", actions, layout.TRANSACTION_MAX_ACTIONS
+        )
+
+
+def check_item_sizes(collection: str, envelopes: list[Envelope]) -> None:
+    """Refuse, before any write, an event whose item exceeds DynamoDB's limit."""
+    for envelope in envelopes:
+        size = layout.item_size(layout.event_item(envelope))
+        if size > layout.ITEM_LIMIT_BYTES:
+            raise EventTooLarge(collection, size, layout.ITEM_LIMIT_BYTES)
+
+
+def check_transaction_size(collection: str, actions: list[PutTypeDef]) -> None:
+    """Refuse a transaction over DynamoDB's 4 MB aggregate limit."""
+    size = sum(layout.item_size(action["Item"]) for action in actions)
+    if size > layout.TRANSACTION_LIMIT_BYTES:
+        raise BatchTooLarge(collection, "bytes", size, layout.TRANSACTION_LIMIT_BYTES)
+
+
+def transaction_puts(
+    table: str, envelopes: list[Envelope]
+) -> tuple[list[PutTypeDef], dict[int, str]]:
+    """Put actions of a transaction, and which action index holds which key."""
+    actions: list[PutTypeDef] = []
+    keys: dict[int, str] = {}
+    for envelope in envelopes:
+        actions.append(put_absent(table, layout.event_item(envelope)))
+        if envelope.idempotency_key is not None:
+            keys[len(actions)] = envelope.idempotency_key
+            key_put = put_absent(table, layout.key_item(envelope))
+            key_put["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            actions.append(key_put)
+    return actions, keys
+
+
+def put_absent(table: str, item: layout.Item) -> PutTypeDef:
+    """A transaction Put that fails when the item exists."""
+    return {
+        "TableName": table,
+        "Item": item,
+        "ConditionExpression": "attribute_not_exists(#s)",
+        "ExpressionAttributeNames": {"#s": JOURNAL_SORT_KEY},
+    }
 
 
 def cancellation(

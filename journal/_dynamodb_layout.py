@@ -19,14 +19,20 @@ is written in the same transaction as a collection's first event, so
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from journal.aws_schema import JOURNAL_PARTITION_KEY, JOURNAL_SORT_KEY
+from journal.aws_schema import (
+    JOURNAL_PARTITION_KEY,
+    JOURNAL_PARTITION_KEY_TYPE,
+    JOURNAL_SORT_KEY,
+    JOURNAL_SORT_KEY_TYPE,
+)
 from journal.events import Envelope
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 Item = dict[str, "AttributeValueTypeDef"]
@@ -140,3 +146,26 @@ def item_size(item: Mapping[str, Any]) -> int:
         else:
             raise ValueError(f"unexpected attribute type in {name!r}")
     return total
+
+
+def create_journal_table(client: DynamoDBClient, name: str) -> None:
+    """Create the journal table (on-demand) and wait until it is active.
+
+    For tests and development; production tables come from Terraform.
+    """
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": JOURNAL_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": JOURNAL_SORT_KEY, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {
+                "AttributeName": JOURNAL_PARTITION_KEY,
+                "AttributeType": JOURNAL_PARTITION_KEY_TYPE,
+            },
+            {"AttributeName": JOURNAL_SORT_KEY, "AttributeType": JOURNAL_SORT_KEY_TYPE},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=name)

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 RetryMode = Literal["standard", "adaptive"]
 
-#: Attempts per call including the first; botocore's standard default is 3,
-#: which gives up quickly under sustained throttling.
+#: Retries after the first attempt (botocore's ``max_attempts``; it reports
+#: ``total_max_attempts`` = this + 1). The standard mode's default of 2 gives
+#: up quickly under sustained throttling.
 DEFAULT_MAX_ATTEMPTS = 8
 
 
@@ -45,6 +46,7 @@ def make_client(
     endpoint_url: str | None = None,
     retry_mode: RetryMode = "standard",
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    session: boto3.session.Session | None = None,
 ) -> DynamoDBClient: ...
 
 
@@ -56,6 +58,7 @@ def make_client(
     endpoint_url: str | None = None,
     retry_mode: RetryMode = "standard",
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    session: boto3.session.Session | None = None,
 ) -> KinesisClient: ...
 
 
@@ -67,6 +70,7 @@ def make_client(
     endpoint_url: str | None = None,
     retry_mode: RetryMode = "standard",
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    session: boto3.session.Session | None = None,
 ) -> S3Client: ...
 
 
@@ -78,6 +82,7 @@ def make_client(
     endpoint_url: str | None = None,
     retry_mode: RetryMode = "standard",
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    session: boto3.session.Session | None = None,
 ) -> Any: ...
 
 
@@ -88,15 +93,18 @@ def make_client(
     endpoint_url: str | None = None,
     retry_mode: RetryMode = "standard",
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    session: boto3.session.Session | None = None,
 ) -> Any:
     """A boto3 client for ``service`` with the project's retry configuration.
 
     ``endpoint_url`` overrides the AWS endpoint (a local moto server in
     tests, a VPC endpoint in production); None uses the regional default.
+    A new session is made unless one is given (sessions are not safe to
+    share between threads; clients are).
     """
     # The boto3 stubs type ``client`` per literal service name; this
     # factory serves any name, with the typed overloads above.
-    build: Any = boto3.session.Session().client
+    build: Any = (session or boto3.session.Session()).client
     return build(
         service,
         region_name=region,

@@ -35,13 +35,20 @@ from tenacity import (
 )
 
 from journal import _dynamodb_layout as layout
-from journal._dynamodb_batch import BatchPlan, KeysExist, LostRace, cancellation
-from journal.aws_schema import (
-    JOURNAL_PARTITION_KEY,
-    JOURNAL_PARTITION_KEY_TYPE,
-    JOURNAL_SORT_KEY,
-    JOURNAL_SORT_KEY_TYPE,
+from journal._dynamodb_batch import (
+    AppendContended,
+    BatchPlan,
+    BatchTooLarge,
+    KeysExist,
+    LostRace,
+    cancellation,
+    check_action_count,
+    check_item_sizes,
+    check_transaction_size,
+    transaction_puts,
 )
+from journal._dynamodb_layout import create_journal_table
+from journal.aws_schema import JOURNAL_PARTITION_KEY, JOURNAL_SORT_KEY
 from journal.base import (
     DEFAULT_MAX_EVENT_BYTES,
     AppendResult,
@@ -50,44 +57,28 @@ from journal.base import (
     Publisher,
     utc_now,
 )
-from journal.errors import EventTooLarge, JournalError, JournalUnavailable
+from journal.errors import JournalError, JournalUnavailable
 from journal.events import Envelope, NewEvent
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import PutTypeDef
 
+__all__ = [
+    "AppendContended",
+    "BatchTooLarge",
+    "DynamoDBJournal",
+    "create_journal_table",
+]
+
 log = structlog.get_logger(__name__)
 
 #: Attempts of one append under contention before giving up.
 DEFAULT_MAX_RACE_RETRIES = 20
+#: Jittered backoff between attempts of a contended append ("full jitter",
+#: so that writers that lost together do not retry together).
+RACE_WAIT = wait_random_exponential(multiplier=0.005, max=0.25)
 _KEY_NAMES = {"#c": JOURNAL_PARTITION_KEY, "#s": JOURNAL_SORT_KEY}
-
-
-class BatchTooLarge(JournalError):
-    """A batch does not fit in one DynamoDB transaction, so it cannot be
-    appended atomically; split it into smaller batches."""
-
-    def __init__(self, collection: str, what: str, size: int, limit: int) -> None:
-        super().__init__(
-            f"batch for collection {collection!r} needs {size} {what}, over "
-            f"the transaction limit of {limit}"
-        )
-        self.collection = collection
-        self.size = size
-        self.limit = limit
-
-
-class AppendContended(JournalError):
-    """Every attempt of an append lost the race for the next seq."""
-
-    def __init__(self, collection: str, attempts: int) -> None:
-        super().__init__(
-            f"append to {collection!r} lost the race for the next seq "
-            f"{attempts} times; too many concurrent writers"
-        )
-        self.collection = collection
-        self.attempts = attempts
 
 
 class DynamoDBJournal(Journal):
@@ -121,10 +112,10 @@ class DynamoDBJournal(Journal):
         self, collection: str, events: Sequence[NewEvent]
     ) -> list[AppendResult]:
         plan = BatchPlan(events)
-        self._check_action_count(collection, plan)
+        check_action_count(collection, plan)
         retrying = Retrying(
             stop=stop_after_attempt(self._max_race_retries),
-            wait=wait_random_exponential(multiplier=0.005, max=0.25),
+            wait=RACE_WAIT,
             retry=retry_if_exception_type(LostRace),
             before_sleep=_log_race,
             reraise=True,
@@ -243,7 +234,7 @@ class DynamoDBJournal(Journal):
                 self._stamp(event, head + offset)
                 for offset, event in enumerate(fresh, start=1)
             ]
-            self._check_sizes(collection, envelopes)
+            check_item_sizes(collection, envelopes)
             try:
                 self._write(collection, head, envelopes)
             except KeysExist as exists:
@@ -284,10 +275,10 @@ class DynamoDBJournal(Journal):
         """Events, their key items and (for a first event) the registry item,
         all or nothing. botocore fills ``ClientRequestToken``, so its own
         retries of this call are idempotent on the service side."""
-        actions, keys = _actions(self._table, envelopes)
+        actions, keys = transaction_puts(self._table, envelopes)
         if head == 0:
             self._add_registry(collection, actions)
-        self._check_transaction_size(collection, actions)
+        check_transaction_size(collection, actions)
         with self._translated("append", collection):
             try:
                 self._client.transact_write_items(
@@ -329,7 +320,12 @@ class DynamoDBJournal(Journal):
                     TableName=self._table,
                     Key=layout.key_of(collection, seq),
                     ConsistentRead=True,
-                )["Item"]
+                ).get("Item")
+            if item is None:  # both are written in one transaction
+                raise JournalError(
+                    f"{collection}: idempotency key {key!r} names seq {seq}, "
+                    "which the journal does not hold"
+                )
             found[key] = layout.envelope_of(item)
         return found
 
@@ -343,29 +339,6 @@ class DynamoDBJournal(Journal):
                 ConsistentRead=True,
             )["Item"]
         return layout.stored_seq(item)
-
-    # -- limits ---------------------------------------------------------------
-
-    def _check_action_count(self, collection: str, plan: BatchPlan) -> None:
-        actions = plan.max_actions()
-        if actions > layout.TRANSACTION_MAX_ACTIONS:
-            raise BatchTooLarge(
-                collection, "write actions", actions, layout.TRANSACTION_MAX_ACTIONS
-            )
-
-    def _check_sizes(self, collection: str, envelopes: list[Envelope]) -> None:
-        for envelope in envelopes:
-            size = layout.item_size(layout.event_item(envelope))
-            if size > layout.ITEM_LIMIT_BYTES:
-                raise EventTooLarge(collection, size, layout.ITEM_LIMIT_BYTES)
-
-    @staticmethod
-    def _check_transaction_size(collection: str, actions: list[PutTypeDef]) -> None:
-        size = sum(layout.item_size(action["Item"]) for action in actions)
-        if size > layout.TRANSACTION_LIMIT_BYTES:
-            raise BatchTooLarge(
-                collection, "bytes", size, layout.TRANSACTION_LIMIT_BYTES
-            )
 
     # -- reading --------------------------------------------------------------
 
@@ -397,58 +370,9 @@ class DynamoDBJournal(Journal):
             ) from error
 
 
-def _actions(
-    table: str, envelopes: list[Envelope]
-) -> tuple[list[PutTypeDef], dict[int, str]]:
-    """Put actions of a transaction, and which action index holds which key."""
-    actions: list[PutTypeDef] = []
-    keys: dict[int, str] = {}
-    for envelope in envelopes:
-        actions.append(_put_absent(table, layout.event_item(envelope)))
-        if envelope.idempotency_key is not None:
-            keys[len(actions)] = envelope.idempotency_key
-            key_put = _put_absent(table, layout.key_item(envelope))
-            key_put["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-            actions.append(key_put)
-    return actions, keys
-
-
-def _put_absent(table: str, item: layout.Item) -> PutTypeDef:
-    """A transaction Put that fails when the item exists."""
-    return {
-        "TableName": table,
-        "Item": item,
-        "ConditionExpression": "attribute_not_exists(#s)",
-        "ExpressionAttributeNames": {"#s": JOURNAL_SORT_KEY},
-    }
-
-
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _log_race(state: Any) -> None:
     log.debug("journal_append_race_lost", attempt=state.attempt_number)
-
-
-def create_journal_table(client: DynamoDBClient, name: str) -> None:
-    """Create the journal table (on-demand) and wait until it is active.
-
-    For tests and development; production tables come from Terraform.
-    """
-    client.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": JOURNAL_PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": JOURNAL_SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {
-                "AttributeName": JOURNAL_PARTITION_KEY,
-                "AttributeType": JOURNAL_PARTITION_KEY_TYPE,
-            },
-            {"AttributeName": JOURNAL_SORT_KEY, "AttributeType": JOURNAL_SORT_KEY_TYPE},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.get_waiter("table_exists").wait(TableName=name)

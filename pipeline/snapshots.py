@@ -123,7 +123,9 @@ class SnapshotConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> SnapshotConfig:
         """The snapshot part of the settings."""
-        return cls(keep=settings.snapshot_keep)
+        return cls(
+            keep=settings.snapshot_keep, grace_seconds=settings.snapshot_grace_seconds
+        )
 
 
 class Snapshotter:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from chroma_journal.cli import _consumer, _kcl, _producers
+from chroma_journal.cli import _consumer, _kcl, _producers, _replay, _snapshots
 from chroma_journal.cli._common import fail
 from chroma_journal.logs import configure_logging
 from chroma_journal.settings import Settings
@@ -52,3 +52,5 @@ def main(
 _producers.register(app)
 _consumer.register(app)
 _kcl.register(app)
+_snapshots.register(app)
+_replay.register(app)

@@ -6,17 +6,19 @@ import dataclasses
 import json
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from chroma_journal.cli._common import age, fail, out, settings_of
+from chroma_journal.cli._snapshots import latest_snapshot_status
 from chroma_journal.settings import Settings
 from chroma_journal.wiring import (
     build_consumer,
     open_journal,
+    open_object_store,
     open_shared_store,
     open_status,
 )
@@ -74,6 +76,8 @@ def collect_status(settings: Settings) -> list[dict[str, Any]]:
     """Per collection: head, applied seq, lag, live version, versions, last batch."""
     shared = open_shared_store(settings)
     status_store = open_status(settings)
+    objects = open_object_store(settings)
+    now = datetime.now(UTC)
     with open_journal(settings) as journal:
         names = sorted(set(journal.collections()) | set(shared.collections()))
         rows = []
@@ -96,6 +100,7 @@ def collect_status(settings: Settings) -> list[dict[str, Any]]:
                     "parked_seqs": sorted(SkipIndex(journal).parked(name, applied)),
                     "blocked_seq": mirrored.blocked_seq if mirrored else None,
                     "blocked_error": mirrored.blocked_error if mirrored else None,
+                    **latest_snapshot_status(objects, name, now),
                 }
             )
     status_store.close()
@@ -132,6 +137,7 @@ def status(
         "live version",
         "versions",
         "last batch",
+        "latest snapshot",
         "stopped at",
     ):
         table.add_column(column)
@@ -146,9 +152,17 @@ def status(
             row["live_version"] or "-",
             str(row["versions_on_disk"]),
             age(_parse(row["last_batch_at"])),
+            _snapshot(row),
             _stopped(row),
         )
     out.print(table)
+
+
+def _snapshot(row: dict[str, Any]) -> str:
+    if row["latest_snapshot"] is None:
+        return "-"
+    taken = datetime.now(UTC) - timedelta(seconds=row["snapshot_age_s"])
+    return f"seq {row['snapshot_seq']}, {age(taken)}"
 
 
 def _stopped(row: dict[str, Any]) -> str:

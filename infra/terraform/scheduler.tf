@@ -17,7 +17,7 @@ resource "aws_scheduler_schedule" "snapshot_requests" {
   target {
     arn      = aws_lambda_function.snapshot_requests.arn
     role_arn = aws_iam_role.scheduler.arn
-    input    = jsonencode({ collections = var.collections })
+    input    = jsonencode({ collections = var.collections, scheduled_time = "<aws.scheduler.scheduled-time>" })
 
     retry_policy {
       maximum_event_age_in_seconds = 3600

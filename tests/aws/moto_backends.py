@@ -204,6 +204,13 @@ class MotoAws:
 _STASH = pytest.StashKey[MotoAws]()
 
 
+@functools.cache
+def _session() -> boto3.session.Session:
+    """One boto3 session for every test client: a new session loads the
+    service models again, which costs a few hundred milliseconds."""
+    return boto3.session.Session()
+
+
 def moto_aws(request: pytest.FixtureRequest) -> MotoAws:
     """The test's moto world, started on first use and stopped at teardown.
 
@@ -220,8 +227,8 @@ def moto_aws(request: pytest.FixtureRequest) -> MotoAws:
         shim.__enter__()
         request.addfinalizer(functools.partial(shim.__exit__, None, None, None))
     world = MotoAws(
-        dynamodb=make_client("dynamodb", region=REGION),
-        kinesis=make_client("kinesis", region=REGION),
+        dynamodb=make_client("dynamodb", region=REGION, session=_session()),
+        kinesis=make_client("kinesis", region=REGION, session=_session()),
     )
     create_journal_table(world.dynamodb, JOURNAL_TABLE)
     node.stash[_STASH] = world

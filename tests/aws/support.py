@@ -36,13 +36,13 @@ class CallLog:
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def attach(self, client: Any) -> None:
-        client.meta.events.register("before-call.*.*", self.record)
+        client.meta.events.register("provide-client-params.*.*", self.record)
 
     def detach(self, client: Any) -> None:
-        client.meta.events.unregister("before-call.*.*", self.record)
+        client.meta.events.unregister("provide-client-params.*.*", self.record)
 
-    def record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.calls.append((model.name, params.get("body", {})))
+    def record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        self.calls.append((model.name, dict(params)))
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]

@@ -18,12 +18,13 @@ from tests.aws.support import CallLog, Interposer, ManualClock, client_error, ev
 WRITES = {"PutItem", "TransactWriteItems"}
 
 
-def sized_event(json_bytes: int) -> NewEvent:
+def sized_event(json_bytes: int, key: str | None = None) -> NewEvent:
     """An event whose NewEvent JSON is exactly ``json_bytes`` long."""
     base = NewEvent(
         collection="lines",
         payload=MetadataUpdate(image_id="img", receipt_id=1, changes={"note": ""}),
         event_id="01J00000000000000000000000",
+        idempotency_key=key,
     )
     padding = json_bytes - len(base.model_dump_json().encode())
     payload = MetadataUpdate(
@@ -217,8 +218,8 @@ def test_an_event_over_the_item_limit_is_refused_before_any_write(
         max_event_bytes=layout.ITEM_LIMIT_BYTES,
     )
     # Passes the generic size check (NewEvent JSON + 200 <= limit) but its
-    # stored item, with the envelope fields and attributes, does not fit.
-    too_big = sized_event(layout.ITEM_LIMIT_BYTES - 200)
+    # stored item, which repeats the long key as an attribute, does not fit.
+    too_big = sized_event(layout.ITEM_LIMIT_BYTES - 200, key="k" * 200)
 
     with pytest.raises(EventTooLarge) as caught:
         journal.append(too_big)

@@ -21,6 +21,7 @@ from tfmodel import TerraformModel, attribute_types, load_model, single_block
 
 from chroma_journal.settings import Settings
 from journal import aws_schema
+from journal.scheduled import SCHEDULED_TIME_KEY
 from journal.deltas import delta_key
 
 # Names the Lambda runtime sets itself and refuses in a function's
@@ -273,7 +274,12 @@ def test_snapshot_schedule_input_uses_the_schema_key() -> None:
     target = single_block(schedule, "target")
 
     key = aws_schema.SNAPSHOT_SCHEDULE_COLLECTIONS_KEY
-    assert target["input"] == f"${{jsonencode({{{key} = var.collections}})}}"
+    # The handler keys its appends by the scheduled time, so a retried
+    # invocation appends nothing twice; the scheduler fills the placeholder.
+    assert target["input"] == (
+        f"${{jsonencode({{{key} = var.collections, {SCHEDULED_TIME_KEY} = "
+        '"<aws.scheduler.scheduled-time>"})}'
+    )
 
 
 # --- Metrics, alarms and S3 layout ----------------------------------------------

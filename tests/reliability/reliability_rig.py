@@ -325,3 +325,77 @@ class GrantEveryone(Lease):
 
 
 Check = Callable[[], None]
+
+
+# -- random workloads ----------------------------------------------------------
+
+LABELS = ("DATE", "GRAND_TOTAL", "MERCHANT_NAME", "TAX")
+RECEIPTS = 3
+LINES = 3
+WORDS = 3
+
+
+class DeltaPool:
+    """Deltas built once and shared by many journals: receipt r with 2 or 3
+    lines, two embeddings each, so that deltas overlap in ids."""
+
+    def __init__(self, objects: ObjectStore, workdir: Path, collection: str):
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.payloads = [
+            write_delta(
+                objects,
+                collection,
+                word_records(receipt, lines=lines, words=WORDS, seed=seed),
+                workdir=workdir,
+            )
+            for receipt in range(1, RECEIPTS + 1)
+            for lines in (2, LINES)
+            for seed in (0, 1)
+        ]
+
+
+def random_payload(rng: Any, pool: DeltaPool) -> Payload:
+    """One random producer event over a few receipts (``rng`` is a
+    ``random.Random``): deltas, metadata, labels, deletes and the odd
+    snapshot request (which changes no records)."""
+    from journal.events import (
+        LabelUpdate,
+        MetadataUpdate,
+        RecordsDelete,
+        SnapshotRequest,
+    )
+
+    roll = rng.random()
+    receipt = rng.randint(1, RECEIPTS)
+    if roll < 0.3:
+        return rng.choice(pool.payloads)  # type: ignore[no-any-return]
+    if roll < 0.5:
+        keys = rng.sample(["merchant_name", "total", "phone"], rng.randint(1, 3))
+        values: dict[str, list[Any]] = {
+            "merchant_name": ["Shop A", "Shop B", None],
+            "total": [1.5, 20, None],
+            "phone": ["555", None],
+        }
+        changes = {key: rng.choice(values[key]) for key in keys}
+        return MetadataUpdate(image_id=IMAGE, receipt_id=receipt, changes=changes)
+    if roll < 0.75:
+        labels = rng.sample(LABELS, rng.randint(0, 3))
+        split = rng.randint(0, len(labels))
+        return LabelUpdate(
+            image_id=IMAGE,
+            receipt_id=receipt,
+            line_id=rng.randint(1, LINES),
+            word_id=rng.randint(1, WORDS),
+            valid_labels=labels[:split],
+            invalid_labels=labels[split:],
+            status=rng.choice(["NONE", "PENDING", "VALID"]),
+        )
+    if roll < 0.95:
+        level = rng.randint(0, 2)
+        return RecordsDelete(
+            image_id=IMAGE,
+            receipt_id=receipt,
+            line_id=rng.randint(1, LINES) if level >= 1 else None,
+            word_id=rng.randint(1, WORDS) if level == 2 else None,
+        )
+    return SnapshotRequest(reason="random")
