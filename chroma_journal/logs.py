@@ -16,6 +16,21 @@ from typing import TextIO
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the moment of writing, so that
+    a logger cached on first use survives a caller swapping the stream (as
+    test runners and some embedding hosts do)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     *, fmt: str = "console", level: str = "INFO", file: Path | None = None
 ) -> None:

@@ -273,5 +273,8 @@ class Envelope(BaseModel):
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Envelope:
-        """Parse the JSON form (see :mod:`journal.upcast` for old versions)."""
-        return cls.model_validate_json(data)
+        """Parse the JSON form, upcasting payloads written by older code."""
+        # Imported here: journal.upcast builds on this module.
+        from journal.upcast import parse_envelope
+
+        return parse_envelope(data)

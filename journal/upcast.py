@@ -149,8 +149,8 @@ def upcast_payload(payload: RawPayload) -> RawPayload:
 def parse_envelope(data: bytes | str) -> Envelope:
     """Parse a stored or streamed envelope, upcasting an old payload first.
 
-    Every journal backend and the stream decoder should read envelopes
-    through this function rather than :meth:`Envelope.from_json`.
+    :meth:`Envelope.from_json`, which every journal backend and the stream
+    decoder use, delegates here.
     Raises ``ValueError`` for text that is not JSON, :class:`UpcastError` for
     a payload that cannot be upcast and pydantic's ``ValidationError`` for
     one that does not validate.

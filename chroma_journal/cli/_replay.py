@@ -135,8 +135,11 @@ def plan(
     base: FromOpt = LATEST,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show what a rebuild would read (base, events, deltas, sizes) without
-    doing it."""
+    """Show what a rebuild would read, without doing it.
+
+    Prints the target seq, the snapshot chosen as base, the events and deltas
+    to read and their sizes, skipped seqs and deltas missing from the store.
+    """
     settings = settings_of(ctx)
     target = _target(to_seq, at)
     try:
@@ -211,8 +214,13 @@ def rebuild_command(
         ),
     ] = False,
 ) -> None:
-    """Rebuild a collection from the newest snapshot at or before the target
-    plus the journal, with the consumer's own apply code."""
+    """Rebuild a collection from a snapshot plus the journal.
+
+    Starts from the newest snapshot at or before the target (or empty) and
+    applies the journal after it with the consumer's own apply code, honouring
+    skipped events. The output directory gets its MANIFEST.json only once
+    complete; an interrupted rebuild is cleaned up by the next one.
+    """
     settings = settings_of(ctx)
     target = _target(to_seq, at)
     try:
@@ -290,8 +298,12 @@ def verify_command(
     ] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Rebuild to the live version's applied seq and compare content digests.
-    Exits 0 when they are equal and 1, naming differing ids, when not."""
+    """Check the live version against a rebuild from the journal.
+
+    Rebuilds to the live version's applied seq in a temporary place and
+    compares content digests: exits 0 when equal, 1 naming the first
+    differing record ids when not.
+    """
     settings = settings_of(ctx)
     try:
         with open_journal(settings) as journal:
