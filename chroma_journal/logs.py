@@ -35,12 +35,12 @@ def configure_logging(
     *, fmt: str = "console", level: str = "INFO", file: Path | None = None
 ) -> None:
     """Route structlog and stdlib logging to stderr or ``file``."""
-    stream: TextIO
+    stream: TextIO | _CurrentStderr
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         stream = file.open("a", encoding="utf-8")
     else:
-        stream = sys.stderr
+        stream = _CurrentStderr()
     renderer: structlog.typing.Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
@@ -58,7 +58,7 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(stream=stream, level=logging.WARNING, force=True)

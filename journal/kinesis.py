@@ -191,9 +191,10 @@ def decode_record(
 ) -> Envelope | None:
     """The envelope in a Kinesis record, or None for a record that is not one.
 
-    A bad record is logged with where it sits on the stream and skipped: it
-    was never a journal event (the journal only publishes what it stored), so
-    no event is lost by skipping it.
+    A bad record is logged with where it sits on the stream and skipped,
+    never raised: if it did carry a journal event, the gap it leaves is
+    filled from the journal by :class:`GapFiller`, where a payload that
+    cannot be read is the consumer's to park, with its seq.
     """
     try:
         return Envelope.from_json(data)

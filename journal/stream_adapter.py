@@ -121,31 +121,16 @@ class StreamAdapter:
     def _payloads(
         self, ref: items.ItemRef, name: str, old: dict[str, Any], new: dict[str, Any]
     ) -> list[tuple[str, Payload]]:
+        """(collection, payload) pairs for one changed item."""
         if ref.kind == "place":
-            changes = items.place_changes(old, new)
-            if not changes:
-                return []
-            update = MetadataUpdate(
-                image_id=ref.image_id, receipt_id=ref.receipt_id, changes=changes
-            )
-            return [(LINES, update), (WORDS, update)]
+            return _place_payloads(ref, old, new)
         if ref.kind == "label":
             if not items.changed(old, new, items.LABEL_FIELDS):
                 return []
             return [(WORDS, items.label_state(ref, self._labels_of(ref)))]
-        if name != "REMOVE":
-            return []
-        delete = RecordsDelete(
-            image_id=ref.image_id,
-            receipt_id=ref.receipt_id,
-            line_id=ref.line_id,
-            word_id=ref.word_id,
-        )
-        return (
-            [(WORDS, delete)]
-            if ref.kind == "word"
-            else [(LINES, delete), (WORDS, delete)]
-        )
+        if name == "REMOVE":
+            return _removal_payloads(ref)
+        return []  # receipts, lines and words arrive as deltas
 
     def _labels_of(self, ref: items.ItemRef) -> list[dict[str, Any]]:
         """Every label item of the word, read strongly consistently."""
@@ -210,6 +195,32 @@ class StreamAdapter:
                     failed_at = chunk[0].record
                     break
         return failed_at
+
+
+def _place_payloads(
+    ref: items.ItemRef, old: dict[str, Any], new: dict[str, Any]
+) -> list[tuple[str, Payload]]:
+    changes = items.place_changes(old, new)
+    if not changes:
+        return []
+    update = MetadataUpdate(
+        image_id=ref.image_id, receipt_id=ref.receipt_id, changes=changes
+    )
+    return [(LINES, update), (WORDS, update)]
+
+
+def _removal_payloads(ref: items.ItemRef) -> list[tuple[str, Payload]]:
+    """A removed receipt or line leaves both collections; a removed word
+    only ``words`` (its line stays)."""
+    delete = RecordsDelete(
+        image_id=ref.image_id,
+        receipt_id=ref.receipt_id,
+        line_id=ref.line_id,
+        word_id=ref.word_id,
+    )
+    if ref.kind == "word":
+        return [(WORDS, delete)]
+    return [(LINES, delete), (WORDS, delete)]
 
 
 def _plain(image: Mapping[str, Any]) -> dict[str, Any]:

@@ -264,14 +264,19 @@ def moto_server_url() -> str:
     return f"http://{host}:{port}"
 
 
-def moto_server_dynamodb() -> DynamoDBClient:
-    """A DynamoDB client on :func:`moto_server_url` with fake credentials."""
-    session = boto3.session.Session(
+@functools.cache
+def _server_session() -> boto3.session.Session:
+    """Fake credentials, so that no credential lookup leaves the machine."""
+    return boto3.session.Session(
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         region_name=REGION,
     )
-    return session.client(
+
+
+def moto_server_dynamodb() -> DynamoDBClient:
+    """A DynamoDB client on :func:`moto_server_url` with fake credentials."""
+    return _server_session().client(
         "dynamodb", endpoint_url=moto_server_url(), config=client_config()
     )
 

@@ -62,7 +62,7 @@ def failing_entries(
             remaining[0] -= 1
         keep = [
             e
-            for e, b in zip(kwargs["Records"], batch)
+            for e, b in zip(kwargs["Records"], batch, strict=True)
             if not (failing and b.seq in fail)
         ]
         response = real(**{**kwargs, "Records": keep}) if keep else {"Records": []}

@@ -127,7 +127,7 @@ class World:
     def consumer(self, owner: str = "consumer-a", **kwargs: Any) -> Consumer:
         """A consumer on this world (its own staging folder per owner)."""
         consumer = Consumer(
-            self.journal,
+            kwargs.pop("journal", self.journal),
             self.objects,
             self.shared,
             kwargs.pop("staging_root", self.staging / owner),
