@@ -20,7 +20,7 @@ run: setup
 	$(BIN)/chroma-journal demo load
 	$(BIN)/chroma-journal run --until-caught-up
 	$(BIN)/chroma-journal status
-	$(BIN)/chroma-journal query words "TOTAL 50,000" -n 5
+	$(BIN)/chroma-journal query words "ICED TEA" -n 5
 
 ## test: every check and test (what CI runs)
 test: lint typecheck unit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import typer
@@ -11,6 +12,16 @@ from chroma_journal.cli import _consumer, _kcl, _producers, _replay, _snapshots
 from chroma_journal.cli._common import fail
 from chroma_journal.logs import configure_logging
 from chroma_journal.settings import Settings
+
+
+class LogLevel(enum.StrEnum):
+    """Log levels the command line accepts."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
 
 app = typer.Typer(
     name="chroma-journal",
@@ -30,7 +41,7 @@ app = typer.Typer(
 def main(
     ctx: typer.Context,
     log_level: Annotated[
-        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")
+        LogLevel | None, typer.Option(help="Overrides LOG_LEVEL.", case_sensitive=False)
     ] = None,
     json_logs: Annotated[
         bool, typer.Option("--json-logs", help="Log one JSON object per line.")
@@ -43,7 +54,7 @@ def main(
         fail(f"invalid configuration:\n{error}")
     configure_logging(
         fmt="json" if json_logs else settings.log_format,
-        level=log_level or settings.log_level,
+        level=log_level.value if log_level else settings.log_level,
         file=settings.log_file,
     )
     ctx.obj = settings

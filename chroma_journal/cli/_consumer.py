@@ -175,7 +175,12 @@ def _stopped(row: dict[str, Any]) -> str:
 
 
 def gc(ctx: typer.Context) -> None:
-    """Remove versions that are not live, not among the newest K, and old."""
+    """Remove old versions of every collection.
+
+    Keeps the live version, the newest VERSIONS_KEEP versions, and every
+    version younger than VERSIONS_GRACE_SECONDS (readers may still have it
+    open).
+    """
     settings = settings_of(ctx)
     shared = open_shared_store(settings)
     for name in shared.collections():
@@ -191,7 +196,9 @@ def query(
     ctx: typer.Context,
     collection: Annotated[str, typer.Argument(help="Collection to search.")],
     text: Annotated[str, typer.Argument(help="Text to embed and search for.")],
-    n: Annotated[int, typer.Option("-n", help="How many results.")] = 5,
+    n: Annotated[
+        int, typer.Option("--results", "-n", min=1, help="How many results.")
+    ] = 5,
 ) -> None:
     """Similarity search over the live version (a private local copy of it)."""
     from chroma_journal.demo.embedder import HashingEmbedder
@@ -226,8 +233,11 @@ def resume(
     ctx: typer.Context,
     collection: Annotated[str, typer.Argument(help="The stopped collection.")],
 ) -> None:
-    """Let a collection stopped at a parked event try it again (after the
-    cause was fixed). A running consumer picks this up on its next pass."""
+    """Retry the parked event a collection is stopped at.
+
+    Use it after fixing the cause; a running consumer picks it up on its
+    next pass.
+    """
     settings = settings_of(ctx)
     status_store = open_status(settings)
     current = status_store.get(collection)
@@ -243,8 +253,11 @@ def skip(
     seq: Annotated[int, typer.Option("--seq", help="The event to skip.")],
     reason: Annotated[str, typer.Option(help="Why; kept in the journal.")],
 ) -> None:
-    """Record in the journal that the event at SEQ is not to be applied; the
-    consumer (and every later rebuild) moves past it."""
+    """Skip an event for good: the consumer and every rebuild move past it.
+
+    Appends an event_skipped record to the journal, after the event it
+    names; the decision is part of the collection's history.
+    """
     settings = settings_of(ctx)
     applied = 0
     manifest = open_shared_store(settings).live_manifest(collection)

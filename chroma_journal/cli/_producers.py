@@ -11,9 +11,15 @@ import typer
 from pydantic import ValidationError
 from rich.progress import Progress
 
-from chroma_journal.cli._common import describe_validation, fail, out, settings_of
+from chroma_journal.cli._common import (
+    describe_validation,
+    err,
+    fail,
+    out,
+    settings_of,
+)
 from chroma_journal.wiring import open_journal, open_object_store
-from journal.base import AppendResult
+from journal.base import AppendResult, Journal
 from journal.errors import ChromaJournalError
 from journal.events import PRODUCER_TYPES, NewEvent, SnapshotRequest
 
@@ -64,6 +70,17 @@ def _build_events(
     return events
 
 
+def _note_new_collection(journal: Journal, collection: str) -> None:
+    """A typo in a name would otherwise start a collection silently."""
+    if journal.head(collection) == 0:
+        known = ", ".join(journal.collections()) or "none yet"
+        err.print(
+            f"note: {collection!r} has no events yet; this starts a new "
+            f"collection (known: {known})",
+            highlight=False,
+        )
+
+
 def _report(results: list[AppendResult]) -> None:
     for result in results:
         state = "duplicate of" if result.duplicate else "appended"
@@ -95,9 +112,12 @@ def append(
         fail(f"unknown kind {kind!r}; one of {', '.join(sorted(PRODUCER_TYPES))}")
     data = _read_json(source)
     bodies = data if isinstance(data, list) else [data]
+    if not bodies:
+        fail(f"{source} holds an empty array: nothing to append")
     events = _build_events(kind, collection, bodies, idempotency_key, producer)
     try:
         with open_journal(settings_of(ctx)) as journal:
+            _note_new_collection(journal, collection)
             _report(journal.append_batch(events))
     except ChromaJournalError as error:
         fail(str(error))
@@ -109,7 +129,11 @@ def request_sync(
     reason: Annotated[str, typer.Option(help="Why; kept in the journal.")] = "",
     idempotency_key: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Ask for a durable snapshot of a collection (appends snapshot_request)."""
+    """Ask for a durable snapshot of a collection (appends snapshot_request).
+
+    The consumer takes the snapshot after it applies the request; see
+    `snapshot list` once it has run.
+    """
     try:
         event = NewEvent(
             collection=collection,
@@ -118,6 +142,7 @@ def request_sync(
             producer="request-sync",
         )
         with open_journal(settings_of(ctx)) as journal:
+            _note_new_collection(journal, collection)
             _report([journal.append(event)])
     except ValidationError as error:
         fail(f"invalid request:\n{describe_validation(error)}")

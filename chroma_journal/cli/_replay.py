@@ -117,6 +117,9 @@ def _target(to_seq: int | None, at: str | None) -> Target:
 def _plan(
     backends: _Backends, collection: str, target: Target, base: str
 ) -> ReplayPlan:
+    if backends.journal.head(collection) == 0:
+        known = ", ".join(backends.journal.collections()) or "none"
+        fail(f"{collection!r} has no events in the journal (collections: {known})")
     return plan_rebuild(
         backends.journal,
         collection,

@@ -53,7 +53,9 @@ COLLECTION = "words"
 
 def promote_first_version(world: World) -> Manifest:
     world.delta(COLLECTION, word_records(1))
-    world.consumer("first").catch_up()
+    first = world.consumer("first")
+    first.catch_up()
+    first.close()
     manifest = world.shared.live_manifest(COLLECTION)
     assert manifest is not None
     return manifest
@@ -132,7 +134,7 @@ def test_a_full_shared_store_stops_the_publish_and_nothing_half_written_stays(
     assert_nothing_half_done(world, live)
 
     filler.unlink()
-    world.consumer("after").catch_up()
+    consumer.catch_up()
     assert_recovered(world)
 
 
@@ -368,7 +370,7 @@ def test_s3_throttling_is_retried_by_botocore_and_an_outage_parks_the_event(
     world.delta(COLLECTION, word_records(2))
     world.delta("other", word_records(3))
     consumer.catch_up()
-    assert objects.failures == world.config.apply_attempts
+    assert objects.failures == 2 * world.config.apply_attempts  # both collections
     assert consumer.blocked()[COLLECTION].seq == 2
     assert "SlowDown" in consumer.blocked()[COLLECTION].error
     assert world.shared.live_manifest(COLLECTION) == live
@@ -439,6 +441,7 @@ def test_dynamodb_throttling_is_retried_and_an_outage_stops_without_damage(
     consumer = world.consumer()
 
     consumer.catch_up()
+    consumer.close()
 
     assert throttle.injected == 3
     assert world.applied(COLLECTION) == 2
@@ -452,6 +455,7 @@ def test_dynamodb_throttling_is_retried_and_an_outage_stops_without_damage(
     with pytest.raises(JournalUnavailable):
         down.catch_up([COLLECTION])
     down.run(threading.Event(), until_caught_up=True)  # logs, promotes nothing
+    down.close()
     assert outage.failures >= 2
     assert world.shared.live_manifest(COLLECTION) == live
 
