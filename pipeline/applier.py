@@ -6,9 +6,11 @@ errors no retry can cure (a delta whose sha256 does not match, an unsafe
 archive, a collection with other settings) fail at once. An event that
 still fails raises :class:`~pipeline.errors.EventApplyError` naming its seq.
 
-Consecutive label updates are applied together (see
-:func:`pipeline.apply.apply_label_run`); a run that fails is applied again
-event by event, so that retries and the error concern the failing event.
+Consecutive label updates, and consecutive metadata updates, are applied
+together (see :func:`pipeline.apply.apply_label_run` and
+:func:`pipeline.apply.apply_metadata_run`); a run that fails is applied
+again event by event, so that retries and the error concern the failing
+event.
 """
 
 from __future__ import annotations
@@ -27,14 +29,22 @@ from tenacity import (
 
 from journal.errors import DeltaIntegrityError, UnsafeArchiveError
 from journal.events import Envelope
-from pipeline.apply import ApplyContext, ApplyResult, apply_event, apply_label_run
+from pipeline.apply import (
+    ApplyContext,
+    ApplyResult,
+    apply_event,
+    apply_label_run,
+    apply_metadata_run,
+)
 from pipeline.chroma import PAGE_SIZE, ChromaCollection
 from pipeline.errors import CollectionConfigMismatch, EventApplyError
 
 log = structlog.get_logger(__name__)
 
-#: Most label updates applied with one pair of ChromaDB calls.
+#: Most label or metadata updates applied together.
 LABEL_RUN_MAX = PAGE_SIZE
+#: Kinds applied as runs of consecutive events.
+RUN_KINDS = frozenset({"label_update", "metadata_update"})
 #: Errors that retrying the same event cannot cure.
 PERMANENT_ERRORS = (DeltaIntegrityError, UnsafeArchiveError, CollectionConfigMismatch)
 
@@ -75,7 +85,9 @@ class EventApplier:
         if len(run) == 1:
             return self.apply_one(collection, run[0], context)
         try:
-            return apply_label_run(collection, run)
+            if run[0].payload.type == "label_update":
+                return apply_label_run(collection, run)
+            return apply_metadata_run(collection, run)
         except Exception as error:
             log.warning(
                 "label_run_failed",
@@ -115,15 +127,19 @@ class EventApplier:
 
 
 def label_runs(events: Sequence[Envelope]) -> Iterator[list[Envelope]]:
-    """The events in order: consecutive label updates (up to
-    :data:`LABEL_RUN_MAX`) together, every other event alone."""
+    """The events in order: consecutive events of one run kind (label or
+    metadata updates, up to :data:`LABEL_RUN_MAX`) together, every other
+    event alone."""
     run: list[Envelope] = []
     for envelope in events:
-        is_label = envelope.payload.type == "label_update"
-        if run and (not is_label or len(run) >= LABEL_RUN_MAX):
+        kind = envelope.payload.type
+        joins = kind in RUN_KINDS
+        if run and (
+            not joins or kind != run[0].payload.type or len(run) >= LABEL_RUN_MAX
+        ):
             yield run
             run = []
-        if is_label:
+        if joins:
             run.append(envelope)
         else:
             yield [envelope]

@@ -146,6 +146,36 @@ def apply_metadata(
     return ApplyResult(updated=len(ids), touched=set(ids))
 
 
+def apply_metadata_run(
+    collection: ChromaCollection, envelopes: Sequence[Envelope]
+) -> ApplyResult:
+    """Apply consecutive ``metadata_update`` events with one lookup and one
+    update per page, with the result of applying them one by one.
+
+    That holds because metadata updates neither add nor remove records (so
+    one lookup of the run's receipts serves every event), and ChromaDB's
+    update merges keys: applying ``{a: 1}`` then ``{a: None, b: 2}`` equals
+    applying their merge ``{a: None, b: 2}``. A filtered ``get`` costs about
+    0.2 s per event at 70k records (bench/updates.py); this costs one.
+    """
+    payloads: list[MetadataUpdate] = []
+    for envelope in envelopes:
+        if not isinstance(envelope.payload, MetadataUpdate):
+            raise TypeError(f"seq {envelope.seq} is not a metadata_update")
+        payloads.append(envelope.payload)
+    members = collection.ids_by_receipt(sorted({p.image_id for p in payloads}))
+
+    merged: dict[str, dict[str, Any]] = {}
+    updated = 0
+    for payload in payloads:
+        ids = members.get((payload.image_id, payload.receipt_id), [])
+        updated += len(ids)
+        for record_id in ids:
+            merged.setdefault(record_id, {}).update(payload.changes)
+    collection.update_each(list(merged), list(merged.values()))
+    return ApplyResult(updated=updated, touched=set(merged))
+
+
 def apply_labels(collection: ChromaCollection, envelope: Envelope) -> ApplyResult:
     """Replace one word's label state (see :func:`apply_label_run`)."""
     return apply_label_run(collection, [envelope])

@@ -183,6 +183,30 @@ class ChromaCollection:
             if len(page["ids"]) < PAGE_SIZE:
                 return found
 
+    def ids_by_receipt(
+        self, image_ids: Sequence[str]
+    ) -> dict[tuple[str, int], list[str]]:
+        """Ids of every record of the given images, by (image_id, receipt_id),
+        found with one paged query instead of one per receipt."""
+        found: dict[tuple[str, int], list[str]] = {}
+        offset = 0
+        while True:
+            with chroma_errors("get", self.path):
+                page = self.raw.get(
+                    where={"image_id": {"$in": list(image_ids)}},
+                    include=["metadatas"],
+                    limit=PAGE_SIZE,
+                    offset=offset,
+                )
+            for record_id, meta in zip(page["ids"], page["metadatas"], strict=True):
+                receipt = meta.get("receipt_id") if meta else None
+                if isinstance(receipt, int):
+                    key = (str(meta["image_id"]), receipt)
+                    found.setdefault(key, []).append(record_id)
+            offset += len(page["ids"])
+            if len(page["ids"]) < PAGE_SIZE:
+                return found
+
     def existing(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are stored."""
         present: set[str] = set()

@@ -32,9 +32,7 @@ class Lease(abc.ABC):
     """Per-collection lease store. All methods are atomic."""
 
     @abc.abstractmethod
-    def acquire(
-        self, collection: str, owner: str, ttl: timedelta
-    ) -> LeaseGrant | None:
+    def acquire(self, collection: str, owner: str, ttl: timedelta) -> LeaseGrant | None:
         """Take the lease if it is free or expired; None when another owner
         holds it. Every successful acquisition gets a larger token."""
 

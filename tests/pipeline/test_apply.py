@@ -30,6 +30,7 @@ from pipeline.apply import (
     ApplyResult,
     apply_event,
     apply_label_run,
+    apply_metadata_run,
     record_filter,
 )
 from pipeline.chroma import ChromaCollection, RecordPage, open_collection
@@ -323,3 +324,38 @@ def test_a_run_of_label_updates_ends_like_applying_them_one_by_one(
         assert result.updated == 3
     assert states[0] == states[1]
     assert states[0][word_id_of(IMAGE, 1, 1, 1)]["valid_labels"] == ",GRAND_TOTAL,"
+
+
+def merchant(seq: int, changes: dict[str, Any], receipt: int = 1) -> Envelope:
+    payload = MetadataUpdate(image_id=IMAGE, receipt_id=receipt, changes=changes)
+    return envelope(payload, seq=seq)
+
+
+def test_a_run_of_metadata_updates_ends_like_applying_them_one_by_one(
+    tmp_path: Path, context: ApplyContext
+) -> None:
+    run = [
+        merchant(1, {"merchant_name": "ACME", "phone": "555"}),
+        merchant(2, {"place_id": "p1"}, receipt=2),
+        merchant(3, {"phone": None, "merchant_name": "ACME LTD"}),
+        merchant(4, {"address": "Main St"}, receipt=7),  # no such receipt
+        merchant(5, {"place_id": None, "category": "food"}, receipt=2),
+    ]
+    states = []
+    for name, together in (("a", True), ("b", False)):
+        with open_collection(tmp_path / name, "words", space="l2") as collection:
+            collection.upsert(page_of(word_records(IMAGE, 1)))
+            collection.upsert(page_of(word_records(IMAGE, 2, seed=1)))
+            if together:
+                result = apply_metadata_run(collection, run)
+            else:
+                result = ApplyResult()
+                for one in run:
+                    result.merge(apply_event(collection, one, context))
+            states.append({i: metadata(collection, i) for i in all_ids(collection)})
+        assert result.updated == 4 * len(word_records(IMAGE, 1).ids)
+    assert states[0] == states[1]
+    first = states[0][word_id_of(IMAGE, 1, 1, 1)]
+    assert (first["merchant_name"], "phone" in first) == ("ACME LTD", False)
+    second = states[0][word_id_of(IMAGE, 2, 1, 1)]
+    assert ("place_id" in second, second["category"]) == (False, "food")

@@ -73,7 +73,9 @@ def word_records(
     """Word records of one receipt; ``seed`` changes vectors and documents
     (a re-embedding of the same ids)."""
     rng = np.random.default_rng(seed * 7919 + receipt_id)
-    ids, docs, metas = [], [], []
+    ids: list[str] = []
+    docs: list[str] = []
+    metas: list[dict[str, str | int | float | bool]] = []
     for line in range(1, lines + 1):
         for word in range(1, words + 1):
             ids.append(word_id_of(image_id, receipt_id, line, word))
@@ -104,7 +106,7 @@ def line_records(receipt_id: int, *, lines: int = 3, seed: int = 0) -> DeltaReco
     return DeltaRecords(ids, embeddings, docs, metas)
 
 
-# -- the rig ---------------------------------------------------------------------
+# -- the rig -------------------------------------------------------------------
 
 
 @dataclass

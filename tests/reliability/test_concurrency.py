@@ -58,7 +58,9 @@ def batch_of(writer: int, index: int, size: int, *, keyed: bool) -> list[NewEven
     ]
 
 
-def check_batches(journal: Journal, reports: list[list[list[tuple[int, bool]]]]) -> None:
+def check_batches(
+    journal: Journal, reports: list[list[list[tuple[int, bool]]]]
+) -> None:
     """Every batch landed on consecutive seqs, all seqs 1..n once, and
     retried keyed batches returned the first seqs as duplicates."""
     stored = list(journal.read(COLLECTION))
@@ -93,7 +95,7 @@ def append_batches(journal: Journal, writer: int) -> list[list[tuple[int, bool]]
     return results
 
 
-# -- SQLite, processes ---------------------------------------------------------------
+# -- SQLite, processes ---------------------------------------------------------
 
 
 def _sqlite_writer(path: str, writer: int, barrier: ProcessBarrier, out: Any) -> None:
@@ -128,7 +130,7 @@ def test_sqlite_batch_appends_from_processes_land_whole_and_gapless(
         check_batches(journal, reports)
 
 
-# -- DynamoDB, threads -----------------------------------------------------------------
+# -- DynamoDB, threads ---------------------------------------------------------
 
 
 @pytest.fixture
@@ -146,7 +148,9 @@ def test_dynamodb_batch_appends_from_threads_land_whole_and_gapless(
     dynamodb_journal: Journal,
 ) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
-        reports = list(pool.map(lambda w: append_batches(dynamodb_journal, w), range(4)))
+        reports = list(
+            pool.map(lambda w: append_batches(dynamodb_journal, w), range(4))
+        )
 
     check_batches(dynamodb_journal, reports)
 
@@ -183,7 +187,7 @@ def test_dynamodb_threads_racing_on_the_same_keys_store_each_once(
     assert all(seq == stored[key] for report in reports for key, seq, _ in report)
 
 
-# -- two writers promoting the same collection --------------------------------------
+# -- two writers promoting the same collection ---------------------------------
 
 
 class RacingStore(SharedStore):
@@ -233,7 +237,7 @@ def test_two_consumers_racing_each_promotion_one_wins_and_nothing_is_lost(
     ]
     for consumer, store in zip(consumers, stores, strict=True):
         consumer.shared = store
-        consumer._runner._shared = store  # noqa: SLF001 - the racing store
+        consumer._runner._shared = store
 
     def drive(index: int) -> int:
         refused = 0

@@ -96,9 +96,7 @@ def pool(
 
 
 @pytest.fixture
-def delivery_world(
-    tmp_path: Path, shared_objects: LocalObjectStore
-) -> Iterator[World]:
+def delivery_world(tmp_path: Path, shared_objects: LocalObjectStore) -> Iterator[World]:
     built = local_world(tmp_path / "world", objects=shared_objects, config=KEEP_ALL)
     yield built
     built.close()
@@ -114,7 +112,7 @@ def assert_matches_clean_rebuild(world: World, journal: Journal | None = None) -
     assert live.digest == expected
 
 
-# -- Consumer.apply_envelopes -----------------------------------------------------
+# -- Consumer.apply_envelopes --------------------------------------------------
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -153,7 +151,7 @@ def test_a_delivery_of_another_collection_is_refused_without_effect(
     assert delivery_world.shared.live_version(COLLECTION) is None
 
 
-# -- the KCL record processor ---------------------------------------------------------
+# -- the KCL record processor --------------------------------------------------
 
 
 GARBAGE = [
@@ -251,7 +249,7 @@ def test_kcl_processor_under_faulty_delivery_and_failover_matches_rebuild(
     assert_matches_clean_rebuild(delivery_world)
 
 
-# -- DynamoDB journal, Kinesis publishes that fail after the append --------------------
+# -- DynamoDB journal, Kinesis publishes that fail after the append ------------
 
 
 class FlakyKinesis:
@@ -274,9 +272,9 @@ class FlakyKinesis:
             raise client_error("InternalFailure", "PutRecords")
         if roll < 0.5 and len(kwargs["Records"]) > 1:
             keep = kwargs["Records"][::2]
-            self._faults.counts["publish_entries_failed"] += len(kwargs["Records"]) - len(
-                keep
-            )
+            self._faults.counts["publish_entries_failed"] += len(
+                kwargs["Records"]
+            ) - len(keep)
             self._client.put_records(StreamName=kwargs["StreamName"], Records=keep)
             return {
                 "FailedRecordCount": len(kwargs["Records"]) - len(keep),

@@ -254,7 +254,9 @@ def test_records_a_producer_cannot_build(hostile_tally: dict[str, int]) -> None:
     meta: list[dict[str, str | int | float | bool]] = [{"k": 1}, {"k": 2}]
     cases: dict[str, Callable[[], DeltaRecords]] = {
         "NaN embedding": lambda: DeltaRecords(ids, _with(good, np.nan), docs, meta),
-        "infinite embedding": lambda: DeltaRecords(ids, _with(good, np.inf), docs, meta),
+        "infinite embedding": lambda: DeltaRecords(
+            ids, _with(good, np.inf), docs, meta
+        ),
         "float64 embeddings": lambda: DeltaRecords(
             ids, good.astype(np.float64), docs, meta
         ),
@@ -262,10 +264,16 @@ def test_records_a_producer_cannot_build(hostile_tally: dict[str, int]) -> None:
         "repeated ids": lambda: DeltaRecords(["a", "a"], good, docs, meta),
         "empty id": lambda: DeltaRecords(["", "b"], good, docs, meta),
         "nested metadata": lambda: DeltaRecords(
-            ids, good, docs, [{"k": {"x": 1}}, {"k": 2}]  # type: ignore[dict-item]
+            ids,
+            good,
+            docs,
+            [{"k": {"x": 1}}, {"k": 2}],  # type: ignore[dict-item]
         ),
         "list metadata": lambda: DeltaRecords(
-            ids, good, docs, [{"k": [1]}, {"k": 2}]  # type: ignore[dict-item]
+            ids,
+            good,
+            docs,
+            [{"k": [1]}, {"k": 2}],  # type: ignore[dict-item]
         ),
         "NaN metadata": lambda: DeltaRecords(
             ids, good, docs, [{"k": float("nan")}, {"k": 2}]

@@ -3,8 +3,8 @@ expiry must not promote over the successor that took over meanwhile.
 
 ::
 
-    zombie     acquire(t=2) ── apply ── [SIGSTOP ....................] SIGCONT ── refused
-    successor                  lease expired ─▶ acquire(t=3) ── promote V2
+    zombie     acquire(t=2) ── apply ── [SIGSTOP ..................] SIGCONT ── refused
+    successor                 lease expired ─▶ acquire(t=3) ── promote V2
 
 The zombie is a real process (``zombie_consumer.py``) that stops itself at
 a crash point; the successor runs here with a clock two lease lifetimes
