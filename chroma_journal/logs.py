@@ -32,9 +32,17 @@ class _CurrentStderr:
 
 
 def configure_logging(
-    *, fmt: str = "console", level: str = "INFO", file: Path | None = None
+    *,
+    fmt: str = "console",
+    level: str = "INFO",
+    file: Path | None = None,
+    cache: bool = True,
 ) -> None:
-    """Route structlog and stdlib logging to stderr or ``file``."""
+    """Route structlog and stdlib logging to stderr or ``file``.
+
+    ``cache=False`` keeps loggers reconfigurable (tests that run the CLI in
+    process and then capture logs need that).
+    """
     stream: TextIO | _CurrentStderr
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +67,6 @@ def configure_logging(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(file=stream),  # type: ignore[arg-type]
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     logging.basicConfig(stream=stream, level=logging.WARNING, force=True)
