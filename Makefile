@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck unit bench clean
+.PHONY: setup run test lint typecheck unit bench bench-quick bench-prepare clean
 
 $(STAMP): pyproject.toml scripts/install-kcl.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,9 +35,18 @@ typecheck: setup
 unit: setup
 	$(BIN)/python -m pytest
 
-## bench: the benchmarks (not part of the tests)
+## bench: the first benchmark, delta merge against raw ChromaDB (full matrix)
 bench: setup
 	$(BIN)/python -m bench.delta_merge
+
+## bench-quick: every benchmark at small sizes (about a minute each)
+BENCHES := delta_merge updates write_amplification latency replay memory scaling
+bench-quick: setup
+	for b in $(BENCHES); do $(BIN)/python -m bench.$$b --quick || exit 1; done
+
+## bench-prepare: build the cached base collections the full runs copy
+bench-prepare: setup
+	$(BIN)/python -m bench.prepare 384:10000,35000,70000 1536:35000,70000
 
 ## clean: remove the embedded default's data (./var)
 clean:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from journal.errors import EventTooLarge, JournalError
+from journal.errors import EventTooLarge, JournalError, UnreadableEvent
 from journal.events import Envelope, NewEvent
 
 Clock = Callable[[], datetime]
@@ -26,6 +26,27 @@ DEFAULT_MAX_EVENT_BYTES = 350_000
 def utc_now() -> datetime:
     """The default clock."""
     return datetime.now(UTC)
+
+
+def decode_stored(collection: str, seq: int, data: str | bytes) -> Envelope:
+    """The envelope stored in the row ``(collection, seq)``.
+
+    Raises :class:`UnreadableEvent` when the bytes do not decode (corrupt,
+    an unknown kind, a schema version from the future) or hold another
+    row's event, so that a reader can stop exactly at that seq.
+    """
+    try:
+        envelope = Envelope.from_json(data)
+    except ValueError as error:  # JSON, validation and upcast errors
+        cause = f"{type(error).__name__}: {error}"
+        raise UnreadableEvent(collection, seq, cause) from error
+    if (envelope.collection, envelope.seq) != (collection, seq):
+        raise UnreadableEvent(
+            collection,
+            seq,
+            f"the row holds {envelope.collection} seq {envelope.seq}",
+        )
+    return envelope
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ from journal.base import (
     Clock,
     Journal,
     Publisher,
+    decode_stored,
     utc_now,
 )
 from journal.errors import JournalError, JournalUnavailable
@@ -162,11 +163,12 @@ class DynamoDBJournal(Journal):
             collection,
             KeyConditionExpression=condition,
             ExpressionAttributeValues=values,
-            ProjectionExpression="#e",
+            ProjectionExpression="#s, #e",
             ExpressionAttributeNames={**_KEY_NAMES, "#e": layout.ENVELOPE},
         )
         for item in items:
-            yield layout.envelope_of(item)
+            seq = int(item[JOURNAL_SORT_KEY]["N"])
+            yield decode_stored(collection, seq, item[layout.ENVELOPE]["S"])
 
     def head(self, collection: str) -> int:
         """The highest ``seq`` of ``collection`` (strongly consistent)."""

@@ -8,6 +8,7 @@ package has its own subtree so that callers can catch one layer at a time::
     │   ├── InvalidCollectionName
     │   ├── EventTooLarge
     │   ├── JournalUnavailable
+    │   ├── UnreadableEvent
     │   ├── ObjectStoreError
     │   │   ├── ObjectNotFound
     │   │   └── UnsafeObjectKey
@@ -53,6 +54,16 @@ class EventTooLarge(JournalError):
 
 class JournalUnavailable(JournalError):
     """The journal backend could not be reached or refused the operation."""
+
+
+class UnreadableEvent(JournalError, ValueError):
+    """A stored event cannot be decoded, or is not the event its row names."""
+
+    def __init__(self, collection: str, seq: int, cause: str) -> None:
+        super().__init__(f"{collection} seq {seq} is unreadable: {cause}")
+        self.collection = collection
+        self.seq = seq
+        self.cause = cause
 
 
 class ObjectStoreError(JournalError):

@@ -28,6 +28,7 @@ from journal.base import (
     Clock,
     Journal,
     Publisher,
+    decode_stored,
     utc_now,
 )
 from journal.errors import JournalUnavailable
@@ -138,7 +139,7 @@ class SQLiteJournal(Journal):
             rows = self._page(collection, last, upto)
             for seq, envelope in rows:
                 last = seq
-                yield Envelope.from_json(envelope)
+                yield decode_stored(collection, seq, envelope)
             if len(rows) < READ_PAGE_SIZE:
                 return
 

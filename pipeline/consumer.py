@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +31,7 @@ from pathlib import Path
 import structlog
 
 from journal.base import Clock, Journal, utc_now
-from journal.errors import ChromaJournalError
+from journal.errors import ChromaJournalError, UnreadableEvent
 from journal.events import Envelope
 from journal.objectstore import ObjectStore
 from pipeline import faults
@@ -40,7 +40,12 @@ from pipeline.config import ConsumerConfig
 from pipeline.errors import EventApplyError, JournalGapError, LeaseUnavailable
 from pipeline.lease import Lease, LeaseGrant
 from pipeline.manifest import Manifest
-from pipeline.parking import SkipIndex, honour_skips, parked_event
+from pipeline.parking import (
+    SkipIndex,
+    honour_skips,
+    parked_event,
+    unreadable_placeholder,
+)
 from pipeline.runner import BatchOutcome, BatchRunner
 from pipeline.status import CollectionStatus, StatusStore
 from pipeline.store import SharedStore
@@ -97,6 +102,7 @@ class Consumer:
         self._grants: dict[str, LeaseGrant] = {}
         self._blocked: dict[str, BlockedEvent] = {}
         self._skips = SkipIndex(journal)
+        self._unreadable: dict[str, UnreadableEvent] = {}
         #: Events parked by this consumer since it started (a metric).
         self.parked_total = 0
 
@@ -127,6 +133,9 @@ class Consumer:
         if batch.events and not batch.full:
             batch = self._linger(collection, applied, batch)
         if not batch.events:
+            unreadable = self._unreadable.pop(collection, None)
+            if unreadable is not None and unreadable.seq == applied + 1:
+                return self._stop_at_unreadable(unreadable)
             if self.journal.head(collection) > applied:
                 raise JournalGapError(collection, applied + 1)
             return None
@@ -202,7 +211,29 @@ class Consumer:
     def _read_batch(self, collection: str, applied: int) -> Batch:
         upto = applied + self.config.group_commit_max_events
         events = self.journal.read(collection, after=applied, upto=upto)
-        return self._take(collection, applied, events)
+        return self._take(collection, applied, self._readable(collection, events))
+
+    def _readable(
+        self, collection: str, events: Iterable[Envelope]
+    ) -> Iterator[Envelope]:
+        """The events up to the first one that cannot be decoded; that one is
+        remembered, so the batch before it still runs and the next step stops
+        exactly there."""
+        try:
+            yield from events
+        except UnreadableEvent as error:
+            self._unreadable[collection] = error
+
+    def _stop_at_unreadable(self, error: UnreadableEvent) -> BatchOutcome | None:
+        """Park and block at an undecodable event, or move past it when the
+        journal holds a skip for it."""
+        skip = self._skips.skips(error.collection, error.seq - 1).get(error.seq)
+        if skip is not None:
+            return self._run(error.collection, [unreadable_placeholder(error, skip)])
+        failure = EventApplyError(error.collection, error.seq, error.cause)
+        self._park(failure)
+        self._block(failure)
+        return None
 
     def _take(self, collection: str, applied: int, events: Iterable[Envelope]) -> Batch:
         return take_batch(

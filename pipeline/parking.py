@@ -20,10 +20,12 @@ that scans the unapplied part of the journal once, incrementally.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 
 import structlog
 
 from journal.base import Journal
+from journal.errors import UnreadableEvent
 from journal.events import Envelope, EventParked, EventSkipped, NewEvent
 
 log = structlog.get_logger(__name__)
@@ -42,6 +44,19 @@ def honour_skips(
     for envelope in envelopes:
         skip = skips.get(envelope.seq)
         yield envelope if skip is None else neutralized(envelope, skip)
+
+
+def unreadable_placeholder(error: UnreadableEvent, skip: EventSkipped) -> Envelope:
+    """Stands in for a skipped event that cannot even be decoded, so that
+    ``applied_seq`` can move past it."""
+    return Envelope(
+        collection=error.collection,
+        seq=error.seq,
+        event_id=f"unreadable-{error.seq}",
+        recorded_at=datetime.now(UTC),
+        producer="chroma-journal",
+        payload=skip,
+    )
 
 
 def parked_event(
@@ -99,13 +114,19 @@ class SkipIndex:
         skips = self._skips.setdefault(collection, {})
         parked = self._parked.setdefault(collection, {})
         last = start
-        for envelope in self._journal.read(collection, after=start):
-            payload = envelope.payload
-            if isinstance(payload, EventSkipped):
-                skips.setdefault(payload.skipped_seq, payload)
-            elif isinstance(payload, EventParked):
-                parked.setdefault(payload.parked_seq, payload)
-            last = envelope.seq
+        while True:
+            try:
+                for envelope in self._journal.read(collection, after=last):
+                    payload = envelope.payload
+                    if isinstance(payload, EventSkipped):
+                        skips.setdefault(payload.skipped_seq, payload)
+                    elif isinstance(payload, EventParked):
+                        parked.setdefault(payload.parked_seq, payload)
+                    last = envelope.seq
+                break
+            except UnreadableEvent as error:
+                # Not a skip or park we can see; the consumer stops there.
+                last = error.seq
         self._scanned[collection] = last
         for table in (skips, parked):
             for seq in [seq for seq in table if seq <= floor]:

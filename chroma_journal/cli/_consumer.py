@@ -259,11 +259,9 @@ def skip(
     names; the decision is part of the collection's history.
     """
     settings = settings_of(ctx)
-    applied = 0
-    manifest = open_shared_store(settings).live_manifest(collection)
-    if manifest is not None:
-        applied = manifest.applied_seq
     try:
+        manifest = open_shared_store(settings).live_manifest(collection)
+        applied = manifest.applied_seq if manifest else 0
         with open_journal(settings) as journal:
             head = journal.head(collection)
             if not applied < seq <= head:

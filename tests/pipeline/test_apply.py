@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import IMAGE, OTHER_IMAGE, T0, line_records, word_records
+from pipeline_rig import IMAGE, OTHER_IMAGE, T0, line_records, word_records
 from structlog.testing import capture_logs
 
 from journal.deltas import DeltaRecords, write_delta

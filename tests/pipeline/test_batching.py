@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import T0
+from pipeline_rig import T0
 
 from journal.events import DeltaMerge, Envelope, Payload, SnapshotRequest
 from pipeline.batching import take_batch

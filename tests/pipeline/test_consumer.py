@@ -11,7 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import IMAGE, OTHER_IMAGE, Rig, line_records, small_config, word_records
+from pipeline_rig import (
+    IMAGE,
+    OTHER_IMAGE,
+    Rig,
+    line_records,
+    small_config,
+    word_records,
+)
 from structlog.testing import capture_logs
 
 from journal.events import (

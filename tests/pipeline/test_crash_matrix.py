@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import IMAGE, Rig, word_records
+from pipeline_rig import IMAGE, Rig, word_records
 
 from journal.events import LabelUpdate, MetadataUpdate, RecordsDelete, SnapshotRequest
 from pipeline.faults import ENV_VAR, parse

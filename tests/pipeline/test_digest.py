@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IMAGE, word_records
+from pipeline_rig import IMAGE, word_records
 
 from journal.deltas import DeltaRecords
 from pipeline.chroma import ChromaCollection, RecordPage, open_collection

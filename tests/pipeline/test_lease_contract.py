@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import ManualClock
+from pipeline_rig import ManualClock
 
 from pipeline.lease import Lease
 from pipeline.lease_local import LocalLease

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from conftest import IMAGE, Rig, word_records
+from pipeline_rig import IMAGE, Rig, word_records
 from structlog.testing import capture_logs
 
 from journal.events import EventParked, EventSkipped, MetadataUpdate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import T0
+from pipeline_rig import T0
 
 from pipeline.status import CollectionStatus
 from pipeline.status_sqlite import SQLiteStatusStore

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import T0, ManualClock
+from pipeline_rig import T0, ManualClock
 
 from pipeline import faults
 from pipeline.errors import NoLiveVersion, PromotionRefused

@@ -124,14 +124,6 @@ def journal_dump_upto(world: World, collection: str, upto: int) -> list[str]:
     return [e.to_json() for e in world.journal.read(collection, upto=upto)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unreadable journal row (here a future schema_version) fails the "
-    "whole read in Consumer._read_batch: the valid events before it are not "
-    "applied (applied_seq stays 0, not 2), the collection is neither blocked nor "
-    "parked (status shows nothing), and catch_up() raises UnknownSchemaVersion, "
-    "which skips every collection after it",
-)
 def test_an_unreadable_row_stops_its_collection_at_that_seq_and_only_there(
     world: World,
 ) -> None:
@@ -149,13 +141,6 @@ def test_an_unreadable_row_stops_its_collection_at_that_seq_and_only_there(
     assert status is not None and status.blocked_seq == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="journal/sqlite.py read() and pipeline/batching.py take_batch() do not "
-    "check that an envelope's collection matches the row it was read from: an "
-    "envelope of collection 'other' stored under ('victim', 2) is applied to "
-    "'victim'",
-)
 def test_a_row_holding_another_collections_event_is_not_applied(
     world: World, hostile_tally: dict[str, int]
 ) -> None:
@@ -261,7 +246,7 @@ def test_the_append_command_refuses_oversized_and_invalid_payloads(
         args = ["append", "metadata_update", "-c", "cli", "-f", str(source)]
         result = CliRunner().invoke(app, args, env=env)
         assert result.exit_code == 2, (kind, result.output)
-        assert result.output.startswith("error:"), (kind, result.output)
+        assert "error:" in result.output, (kind, result.output)
         hostile_tally[f"command line payload: {kind}"] = 1
     assert world.journal.head("cli") == 0
 

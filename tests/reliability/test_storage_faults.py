@@ -224,8 +224,8 @@ def test_enospc_while_publishing_or_promoting_never_promotes_half_a_version(
     assert raised.value.errno == errno.ENOSPC
     assert world.shared.live_manifest(COLLECTION) == live
     assert_version_complete(world.shared, COLLECTION)
-    world.shared.gc(COLLECTION, keep=1, grace_seconds=0)  # what a crash leaves
-    assert not no_leftovers(world.shared, COLLECTION)
+    assert not no_leftovers(world.shared, COLLECTION)  # publish cleans up
+    world.shared.gc(COLLECTION, keep=1, grace_seconds=0)
     assert not list(world.shared.root.glob(f".{COLLECTION}.link-*"))
     consumer.catch_up()
     assert_recovered(world)
