@@ -21,8 +21,8 @@ from tfmodel import TerraformModel, attribute_types, load_model, single_block
 
 from chroma_journal.settings import Settings
 from journal import aws_schema
-from journal.scheduled import SCHEDULED_TIME_KEY
 from journal.deltas import delta_key
+from journal.scheduled import SCHEDULED_TIME_KEY
 
 # Names the Lambda runtime sets itself and refuses in a function's
 # environment (AWS Lambda developer guide, "Defined runtime environment
