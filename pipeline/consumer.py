@@ -261,7 +261,7 @@ class Consumer:
             self._fence(collection)
             try:
                 outcome, manifest = self._runner.run(
-                    collection, events, lambda: self._fence(collection)
+                    collection, events, lambda: self._fence(collection, renew_only=True)
                 )
             except EventApplyError as failure:
                 self._park(failure)
@@ -347,12 +347,22 @@ class Consumer:
 
     # -- lease, blocking, status ----------------------------------------------
 
-    def _fence(self, collection: str) -> LeaseGrant:
-        """The lease grant in force: renewed if held, else acquired anew."""
+    def _fence(self, collection: str, *, renew_only: bool = False) -> LeaseGrant:
+        """The lease grant in force: renewed if held, else acquired anew.
+
+        Just before publishing (``renew_only``) a lease that cannot be renewed
+        is not taken again: the batch was staged under the old grant, and a
+        new, larger token would let a writer that lost its lease mid-batch
+        pass the fencing check. Only the parent check would then stop it::
+
+            this writer  acquire(t=7) ── stage ──── [paused] ── renew? no ─▶ abort
+            successor              expiry ─▶ acquire(t=8) ── promote ── release
+        """
         ttl = timedelta(seconds=self.config.lease_ttl_seconds)
         held = self._grants.get(collection)
         grant = self._lease.renew(held, ttl) if held else None
-        grant = grant or self._lease.acquire(collection, self.owner, ttl)
+        if grant is None and not renew_only:
+            grant = self._lease.acquire(collection, self.owner, ttl)
         if grant is None:
             self._grants.pop(collection, None)
             holder = self._lease.current(collection)

@@ -104,9 +104,10 @@ def fill(world: World) -> None:
         # Frozen after applying, before renewing the lease: the renewal
         # finds the successor's lease and the zombie stops.
         ("client_closed", True, "LeaseUnavailable"),
-        # Same, but the successor has released its lease: the zombie takes
-        # a new lease, publishes, and the compare-and-swap refuses it.
-        ("client_closed", False, "PromotionRefused"),
+        # Same, but the successor has released its lease: just before
+        # publishing the zombie only renews (never re-acquires), so it stops
+        # before writing anything.
+        ("client_closed", False, "LeaseUnavailable"),
         # Frozen in the middle of publishing, after its last lease check:
         # only the fenced compare-and-swap stands between it and the link.
         ("files_published", True, "PromotionRefused"),
