@@ -30,6 +30,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -111,7 +112,7 @@ class RecordHashes:
         return Digest(digest.hexdigest(), len(self._hashes))
 
     @classmethod
-    def scan(cls, collection: ChromaCollection) -> RecordHashes:
+    def scan(cls, collection: ChromaCollection) -> Self:
         """Hash every record of an open collection, a page at a time."""
         hashes = cls()
         for page in collection.pages():

@@ -8,11 +8,9 @@ manifest), so a rebuild's digest compares with a live version's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeline.chroma import ChromaCollection, RecordPage
-from pipeline.digest import Digest, RecordHashes, record_hash
+from pipeline.digest import RecordHashes
 
 
 @dataclass(frozen=True)
@@ -37,14 +35,8 @@ class RecordDiff:
         return sorted({*self.only_left, *self.only_right, *self.changed})[:limit]
 
 
-class RecordIndex:
-    """Record hashes by id."""
-
-    def __init__(self) -> None:
-        self._hashes: dict[str, bytes] = {}
-
-    def __len__(self) -> int:
-        return len(self._hashes)
+class RecordIndex(RecordHashes):
+    """Record hashes by id, which can also name where two collections differ."""
 
     def __contains__(self, record_id: object) -> bool:
         return record_id in self._hashes
@@ -52,36 +44,6 @@ class RecordIndex:
     def ids(self) -> list[str]:
         """Every record id, sorted."""
         return sorted(self._hashes)
-
-    @classmethod
-    def scan(cls, collection: ChromaCollection) -> RecordIndex:
-        """Hash every record of an open collection, a page at a time."""
-        index = cls()
-        for page in collection.pages():
-            index.add(page)
-        return index
-
-    def add(self, page: RecordPage) -> None:
-        """Hash (or re-hash) the records of ``page``."""
-        for position, record_id in enumerate(page.ids):
-            self._hashes[record_id] = record_hash(
-                record_id,
-                page.embeddings[position],
-                page.documents[position],
-                page.metadatas[position],
-            )
-
-    def refresh(self, collection: ChromaCollection, ids: Iterable[str]) -> None:
-        """Re-read ``ids``: stored ones are re-hashed, missing ones dropped."""
-        wanted = sorted(set(ids))
-        for record_id in wanted:
-            self._hashes.pop(record_id, None)
-        for page in collection.records(wanted):
-            self.add(page)
-
-    def digest(self) -> Digest:
-        """The content digest (DESIGN section 9)."""
-        return RecordHashes(self._hashes).digest()
 
     def diff(self, other: RecordIndex, sample: int = 10) -> RecordDiff:
         """Where this index (left) and ``other`` (right) differ."""
