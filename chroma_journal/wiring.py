@@ -46,6 +46,13 @@ def _sqlite_path(rest: str) -> Path:
     return Path(rest[1:] if rest.startswith("/") else rest)
 
 
+def local_journal_path(url: str) -> Path | None:
+    """The file of an embedded (SQLite) journal URL; None for other kinds."""
+    if not url.startswith("sqlite://"):
+        return None
+    return _sqlite_path(url[len("sqlite://") :])
+
+
 def _client(settings: Settings, service: str) -> Any:
     from journal.aws_clients import make_client
 

@@ -48,3 +48,18 @@ def describe_validation(error: ValidationError) -> str:
         where = ".".join(str(part) for part in item["loc"]) or "(event)"
         lines.append(f"  {where}: {item['msg']}")
     return "\n".join(lines)
+
+
+def require_existing_journal(settings: Settings) -> None:
+    """Stop read-only commands from creating an empty embedded journal when
+    they are run from the wrong folder."""
+    from chroma_journal.wiring import local_journal_path
+
+    url = settings.journal_url
+    path = local_journal_path(url)
+    if path is not None and not path.exists():
+        fail(
+            f"no journal at {path} (JOURNAL_URL={url}); run from the project "
+            "folder, set JOURNAL_URL, or append events first",
+            code=1,
+        )

@@ -12,7 +12,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from chroma_journal.cli._common import age, fail, out, settings_of
+from chroma_journal.cli._common import (
+    age,
+    fail,
+    out,
+    require_existing_journal,
+    settings_of,
+)
 from chroma_journal.cli._snapshots import latest_snapshot_status
 from chroma_journal.settings import Settings
 from chroma_journal.wiring import (
@@ -120,6 +126,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show per collection the journal head, applied seq, lag and live version."""
+    require_existing_journal(settings_of(ctx))
     try:
         rows = collect_status(settings_of(ctx))
     except ChromaJournalError as error:

@@ -82,7 +82,11 @@ def test_append_reports_the_wrong_field_and_writes_nothing(
 
     assert code == 2
     assert "receipt_id" in output
-    assert status_rows() == {}
+    # Nothing was written: not even an empty journal file.
+    assert not Path(env["JOURNAL_URL"].removeprefix("sqlite:///")).exists()
+    code, output = cli("status")
+    assert code == 1
+    assert "no journal at" in output
 
 
 @pytest.mark.parametrize("name", ["", "..", "a/b", "/abs", "x" * 64])
