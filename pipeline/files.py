@@ -11,6 +11,7 @@ clean"; see gitformat-index(5)). Such files are simply hashed again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _CHUNK = 1024 * 1024
 #: Coarsest file timestamp granularity we expect (FAT has 2 s); see module doc.
@@ -123,12 +125,25 @@ def seal_tree(root: Path) -> None:
 
 
 def remove_tree(root: Path) -> None:
-    """Delete a tree, including the read-only directories of a sealed version."""
+    """Delete a tree, including the read-only directories of a sealed version.
+
+    Two removers may race on the same retired version (a refused promotion
+    removing its own version while another writer's gc sweeps retired ones),
+    so whatever has already vanished is not an error.
+    """
     if not root.exists():
         return
-    for directory in subdirs_deepest_first(root):
-        directory.chmod(WRITABLE_DIR)
-    shutil.rmtree(root)
+    with contextlib.suppress(FileNotFoundError):
+        for directory in subdirs_deepest_first(root):
+            with contextlib.suppress(FileNotFoundError):
+                directory.chmod(WRITABLE_DIR)
+    shutil.rmtree(root, onerror=_ignore_vanished)
+
+
+def _ignore_vanished(_function: object, _path: str, exc_info: Any) -> None:
+    error = exc_info[1]
+    if not isinstance(error, FileNotFoundError):
+        raise error
 
 
 @dataclass(frozen=True)
