@@ -35,7 +35,6 @@ from pipeline.apply import ApplyContext, ApplyResult
 from pipeline.chroma import ChromaCollection, open_collection
 from pipeline.config import ConsumerConfig
 from pipeline.digest import Digest, RecordHashes
-from pipeline.errors import PromotionRefused
 from pipeline.lease import LeaseGrant
 from pipeline.manifest import Manifest, new_bytes
 from pipeline.store import SharedStore
@@ -234,16 +233,12 @@ class BatchRunner:
         grant: LeaseGrant,
         timer: _Timer,
     ) -> None:
-        try:
-            self._shared.promote(
-                collection,
-                manifest,
-                expected_parent=live.version if live else None,
-                fencing_token=grant.token,
-            )
-        except PromotionRefused:
-            self._shared.remove_version(collection, manifest.version)
-            raise
+        self._shared.promote_or_remove(
+            collection,
+            manifest,
+            expected_parent=live.version if live else None,
+            fencing_token=grant.token,
+        )
         timer.lap("promote")
 
     def _settle(self, copy: WorkingCopy, manifest: Manifest, applied: _Applied) -> None:

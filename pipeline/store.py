@@ -278,6 +278,27 @@ class SharedStore:
 
     # -- removing -------------------------------------------------------------
 
+    def promote_or_remove(
+        self,
+        collection: str,
+        manifest: Manifest,
+        *,
+        expected_parent: str | None,
+        fencing_token: int,
+    ) -> None:
+        """:meth:`promote`; a refused version is removed before the refusal
+        propagates, so it never lingers beside the live one."""
+        try:
+            self.promote(
+                collection,
+                manifest,
+                expected_parent=expected_parent,
+                fencing_token=fencing_token,
+            )
+        except PromotionRefused:
+            self.remove_version(collection, manifest.version)
+            raise
+
     def remove_version(self, collection: str, version: str) -> None:
         """Delete a version that is not live (e.g. one a refused promotion
         left behind)."""

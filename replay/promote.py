@@ -110,20 +110,17 @@ class Promoter:
         grant: LeaseGrant,
     ) -> None:
         collection = built.collection
-        try:
-            # Publishing a large collection takes a while; the swap is only
-            # ours if the lease still is.
-            if self._lease.renew(grant, self._ttl) is None:
-                raise PromotionRefused(collection, "the lease expired while publishing")
-            self._shared.promote(
-                collection,
-                manifest,
-                expected_parent=live.version if live else None,
-                fencing_token=grant.token,
-            )
-        except PromotionRefused:
+        # Publishing a large collection takes a while; the swap is only ours
+        # if the lease still is.
+        if self._lease.renew(grant, self._ttl) is None:
             self._shared.remove_version(collection, manifest.version)
-            raise
+            raise PromotionRefused(collection, "the lease expired while publishing")
+        self._shared.promote_or_remove(
+            collection,
+            manifest,
+            expected_parent=live.version if live else None,
+            fencing_token=grant.token,
+        )
 
 
 def _warn_if_behind(built: Built, live: Manifest | None) -> None:
