@@ -32,6 +32,7 @@ from journal.events import Envelope
 from pipeline.apply import (
     ApplyContext,
     ApplyResult,
+    KnownIds,
     apply_event,
     apply_label_run,
     apply_metadata_run,
@@ -73,6 +74,7 @@ class EventApplier:
         (with the result of its run, counted once per run)."""
         for run in label_runs(events):
             result = self._apply_run(collection, run, context)
+            _follow_ids(context.known, run[0], result)
             for index, envelope in enumerate(run):
                 yield envelope, result if index == 0 else ApplyResult()
 
@@ -86,7 +88,7 @@ class EventApplier:
             return self.apply_one(collection, run[0], context)
         try:
             if run[0].payload.type == "label_update":
-                return apply_label_run(collection, run)
+                return apply_label_run(collection, run, context.known)
             return apply_metadata_run(collection, run)
         except Exception as error:
             log.warning(
@@ -124,6 +126,17 @@ class EventApplier:
             cause = f"{type(error).__name__}: {error}"
             raise EventApplyError(envelope.collection, envelope.seq, cause) from error
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+def _follow_ids(known: KnownIds | None, first: Envelope, result: ApplyResult) -> None:
+    """Keep ``known`` equal to the collection's ids after a run: a delta's
+    touched ids are stored, a delete's are gone, updates change neither."""
+    if known is None:
+        return
+    if first.payload.type == "delta_merge":
+        known.upserted(result.touched)
+    elif first.payload.type == "records_delete":
+        known.deleted(result.touched)
 
 
 def label_runs(events: Sequence[Envelope]) -> Iterator[list[Envelope]]:

@@ -81,13 +81,21 @@ class RecordHashes:
 
     def __init__(self, hashes: dict[str, bytes] | None = None) -> None:
         self._hashes: dict[str, bytes] = dict(hashes or {})
+        # The ids in digest order, kept while no id is added or removed: a
+        # batch of label or metadata updates then costs no sort at all.
+        self._order: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self._hashes)
 
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._hashes
+
     def add(self, page: RecordPage) -> None:
         """Hash (or re-hash) the records of ``page``."""
         for index, record_id in enumerate(page.ids):
+            if record_id not in self._hashes:
+                self._order = None
             self._hashes[record_id] = record_hash(
                 record_id,
                 page.embeddings[index],
@@ -99,17 +107,22 @@ class RecordHashes:
         """Re-read ``ids`` from the collection: stored ones are re-hashed,
         missing ones are dropped."""
         wanted = sorted(set(ids))
-        for record_id in wanted:
-            self._hashes.pop(record_id, None)
+        stored: set[str] = set()
         for page in collection.records(wanted):
             self.add(page)
+            stored.update(page.ids)
+        gone = [i for i in wanted if i not in stored and i in self._hashes]
+        for record_id in gone:
+            del self._hashes[record_id]
+        if gone:
+            self._order = None
 
     def digest(self) -> Digest:
         """The digest over every record, ordered by id."""
-        digest = hashlib.sha256()
-        for record_id in sorted(self._hashes):
-            digest.update(self._hashes[record_id])
-        return Digest(digest.hexdigest(), len(self._hashes))
+        if self._order is None:
+            self._order = sorted(self._hashes)
+        joined = b"".join(map(self._hashes.__getitem__, self._order))
+        return Digest(hashlib.sha256(joined).hexdigest(), len(self._hashes))
 
     @classmethod
     def scan(cls, collection: ChromaCollection) -> Self:

@@ -31,7 +31,7 @@ from journal.events import Envelope
 from journal.objectstore import ObjectStore
 from pipeline import faults
 from pipeline.applier import EventApplier
-from pipeline.apply import ApplyContext, ApplyResult
+from pipeline.apply import ApplyContext, ApplyResult, KnownIds
 from pipeline.chroma import ChromaCollection, open_collection
 from pipeline.config import ConsumerConfig
 from pipeline.digest import Digest, RecordHashes
@@ -166,7 +166,11 @@ class BatchRunner:
     ) -> _Applied:
         if live is not None and not any(_changes_records(e) for e in events):
             return self._skip_chroma(copy, live, events, timer)
-        context = ApplyContext(self._objects, copy.scratch, self._config.delta_limits)
+        hashes = copy.record_hashes
+        known = KnownIds(hashes) if hashes is not None else None
+        context = ApplyContext(
+            self._objects, copy.scratch, self._config.delta_limits, known
+        )
         result = ApplyResult()
         with open_collection(
             copy.path, copy.collection, space=self._config.hnsw_space

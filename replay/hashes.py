@@ -38,9 +38,6 @@ class RecordDiff:
 class RecordIndex(RecordHashes):
     """Record hashes by id, which can also name where two collections differ."""
 
-    def __contains__(self, record_id: object) -> bool:
-        return record_id in self._hashes
-
     def ids(self) -> list[str]:
         """Every record id, sorted."""
         return sorted(self._hashes)

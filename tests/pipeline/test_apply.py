@@ -25,15 +25,18 @@ from journal.events import (
 )
 from journal.ids import line_id_of, word_id_of
 from journal.local_store import LocalObjectStore
+from pipeline.applier import EventApplier
 from pipeline.apply import (
     ApplyContext,
     ApplyResult,
+    KnownIds,
     apply_event,
     apply_label_run,
     apply_metadata_run,
     record_filter,
 )
 from pipeline.chroma import ChromaCollection, RecordPage, open_collection
+from pipeline.digest import RecordHashes
 
 WORD_1_2 = word_id_of(IMAGE, 1, 1, 2)
 
@@ -359,3 +362,48 @@ def test_a_run_of_metadata_updates_ends_like_applying_them_one_by_one(
     assert (first["merchant_name"], "phone" in first) == ("ACME LTD", False)
     second = states[0][word_id_of(IMAGE, 2, 1, 1)]
     assert ("place_id" in second, second["category"]) == (False, "food")
+
+
+def new_word_label(seq: int, labels: list[str]) -> Envelope:
+    payload = LabelUpdate(
+        image_id=IMAGE, receipt_id=3, line_id=1, word_id=1, valid_labels=labels
+    )
+    return envelope(payload, seq=seq)
+
+
+def test_known_ids_follow_a_batch_and_decide_labels_like_chromadb(
+    tmp_path: Path, objects: LocalObjectStore
+) -> None:
+    """A batch that adds a receipt, deletes a word and labels both (and a word
+    that never existed): checking existence in memory, followed through the
+    batch, labels exactly what asking ChromaDB labels."""
+    deleted = word_id_of(IMAGE, 1, 1, 3)
+    delete = RecordsDelete(image_id=IMAGE, receipt_id=1, line_id=1, word_id=3)
+    batch = [
+        new_word_label(1, ["TAX"]),  # receipt 3 is not stored yet
+        envelope(write_delta(objects, "words", word_records(IMAGE, 3, lines=1)), 2),
+        envelope(delete, seq=3),
+        new_word_label(4, ["DATE"]),
+        label(5, 3, ["TIME"]),  # the word deleted at seq 3
+        label(6, 2, ["TOTAL"]),  # stored all along
+        label(7, 9, ["TIME"], line=9),  # never stored
+    ]
+    outcomes = []
+    for name, in_memory in (("chroma", False), ("memory", True)):
+        with open_collection(tmp_path / name, "words", space="l2") as collection:
+            collection.upsert(page_of(word_records(IMAGE, 1)))
+            known = KnownIds(RecordHashes.scan(collection)) if in_memory else None
+            context = ApplyContext(objects, tmp_path / f"scratch-{name}", known=known)
+            with capture_logs() as logs:
+                list(EventApplier().apply(collection, batch, context))
+            state = {i: metadata(collection, i) for i in all_ids(collection)}
+        missing = [log["seq"] for log in logs if log["event"] == "label_target_missing"]
+        outcomes.append((state, missing))
+        if known is not None:  # still exactly the stored ids
+            assert {i for i in [*state, deleted] if i in known} == set(state)
+    assert outcomes[0] == outcomes[1]
+    state, missing = outcomes[1]
+    assert missing == [1, 5, 7]
+    assert state[word_id_of(IMAGE, 3, 1, 1)]["valid_labels"] == ",DATE,"
+    assert state[word_id_of(IMAGE, 1, 1, 2)]["valid_labels"] == ",TOTAL,"
+    assert deleted not in state

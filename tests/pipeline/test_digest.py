@@ -102,6 +102,33 @@ def test_refreshing_touched_ids_gives_the_full_scan_digest(tmp_path: Path) -> No
         assert hashes.digest().count == 6 + 3 - 2
 
 
+def test_digest_stays_right_when_ids_come_and_go_between_digests(
+    tmp_path: Path,
+) -> None:
+    """The id order is kept between digests: a refresh that only updates
+    records must reuse it, one that adds or removes ids must not."""
+    with open_collection(tmp_path / "c", "words", space="cosine") as collection:
+        collection.upsert(page_of(word_records(IMAGE, 1)))
+        hashes = RecordHashes.scan(collection)
+        assert hashes.digest() == digest_of_collection(collection)
+
+        updated = word_records(IMAGE, 1).ids[:2]
+        collection.update_metadatas(updated, {"merchant_name": "ACME"})
+        hashes.refresh(collection, updated)
+        assert hashes.digest() == digest_of_collection(collection)
+
+        fresh = word_records(IMAGE, 2, lines=1, words=3, seed=9)
+        collection.upsert(page_of(fresh))
+        hashes.refresh(collection, fresh.ids)
+        assert hashes.digest() == digest_of_collection(collection)
+
+        gone = fresh.ids[:1]
+        collection.delete(gone)
+        hashes.refresh(collection, gone)
+        assert hashes.digest() == digest_of_collection(collection)
+        assert gone[0] not in hashes
+
+
 def test_record_hashes_survive_a_save_and_load(tmp_path: Path) -> None:
     with open_collection(tmp_path / "c", "words", space="l2") as collection:
         collection.upsert(page_of(word_records(IMAGE, 1)))
