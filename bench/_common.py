@@ -324,6 +324,27 @@ def _freeze_base(work: Path, size: int, dim: int) -> None:
     (target / "done").write_text("ok\n")
 
 
+def base_hashes(size: int, dim: int) -> RecordHashes:
+    """The cached base's record hashes; hashed again when the cached file is
+    of an older format."""
+    path = base_dir(size, dim) / "hashes.bin"
+    try:
+        return RecordHashes.load(path)
+    except (OSError, ValueError):
+        began = time.monotonic()
+        scan = path.parent.parent / f".scan-{size}x{dim}"
+        shutil.rmtree(scan, ignore_errors=True)
+        copy_base(size, dim, scan)
+        with open_collection(scan, COLLECTION, space=SPACE) as collection:
+            hashes = RecordHashes.scan(collection)
+        shutil.rmtree(scan)
+        hashes.save(path)
+        console.print(
+            f"base {size}x{dim}: re-hashed in {time.monotonic() - began:.1f} s"
+        )
+        return hashes
+
+
 def copy_base(size: int, dim: int, dest: Path) -> Path:
     """A private writable copy of a base collection's ChromaDB directory."""
     shutil.copytree(base_dir(size, dim), dest, ignore=_ignore_markers)
@@ -405,8 +426,7 @@ def _seed(root: Path, size: int, dim: int) -> None:
     """Publish the base collection as the live version (applied_seq 0), then
     warm the working copy with one untimed label update."""
     shared = SharedStore(root / "shared")
-    base = base_dir(size, dim)
-    digest = RecordHashes.load(base / "hashes.bin").digest()
+    digest = base_hashes(size, dim).digest()
     work = copy_base(size, dim, root / "seed")
     manifest = shared.publish(
         COLLECTION,
@@ -430,6 +450,11 @@ def _seed(root: Path, size: int, dim: int) -> None:
         rig.close()
 
 
+#: Written into a prepared rig's ``done`` marker; a rig with another one is
+#: prepared again (its working copy's record-hash file would not load).
+RIG_FORMAT = "ok, record hashes 2\n"
+
+
 def prepared_dir(size: int, dim: int) -> Path:
     """Cache folder of the prepared rig for a base size."""
     return CACHE_DIR / f"rig-{size}x{dim}"
@@ -438,14 +463,15 @@ def prepared_dir(size: int, dim: int) -> Path:
 def ensure_rig(size: int, dim: int) -> Path:
     """Build (once) the prepared rig of ``size`` x ``dim``."""
     target = prepared_dir(size, dim)
-    if (target / "done").exists():
+    done = target / "done"
+    if done.exists() and done.read_text() == RIG_FORMAT:
         return target
     ensure_bases([size], dim)
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     began = time.monotonic()
     _seed(target, size, dim)
-    (target / "done").write_text("ok\n")
+    done.write_text(RIG_FORMAT)
     console.print(f"rig {size}x{dim}: prepared in {time.monotonic() - began:.1f} s")
     return target
 

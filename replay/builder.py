@@ -259,7 +259,8 @@ class Rebuilder:
         faster than fetching them by id. From a base, re-hash what changed."""
         if plan.base is None:
             return RecordIndex.scan(collection)
-        index.refresh(collection, tally.applied.touched)
+        applied = tally.applied
+        index.refresh(collection, applied.touched, applied.metadata_touched)
         return index
 
 
