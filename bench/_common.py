@@ -769,8 +769,10 @@ def _with_raw(path: Path, work: Callable[[Any], None]) -> None:
 
 def old_design_cycle(source: Path, scratch: Path, work: Callable[[Any], None]) -> float:
     """The previous design's batch: copy the whole collection in ("download"),
-    open, apply, close, copy the whole collection out ("upload"). Local disk
-    copies, no compression and no network: a lower bound on its cost."""
+    open, apply, close, copy the whole collection out ("upload") and make
+    the upload durable, as an upload to S3 is and as the consumer's publish
+    is. Local disk copies, no compression and no network: a lower bound on
+    its cost."""
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
 
@@ -779,7 +781,19 @@ def old_design_cycle(source: Path, scratch: Path, work: Callable[[Any], None]) -
         shutil.copytree(source, local)
         _with_raw(local, work)
         shutil.copytree(local, scratch / "upload")
+        _fsync_tree(scratch / "upload")
 
     seconds = timed(cycle)
     shutil.rmtree(scratch, ignore_errors=True)
     return seconds
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and directory under ``root``."""
+    for path in [root, *root.rglob("*")]:
+        flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+        fd = os.open(path, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

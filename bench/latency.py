@@ -22,7 +22,6 @@ from typing import Any
 from bench._common import (
     CACHE_DIR,
     COLLECTION,
-    bench_config,
     ensure_bases,
     label_payload,
     percentile,
@@ -116,7 +115,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seconds = 3.0 if args.quick else args.seconds
     rates = [10.0, 50.0] if args.quick else [float(r) for r in args.rates.split(",")]
     ensure_bases([size], dim)
-    _ = bench_config  # the throughput config is not used here: linger stays on
     rows = [run_rate(size, dim, rate, seconds) for rate in rates]
     print_table(
         f"Latency append -> promotion on {size}x{dim}, {seconds:.0f} s per rate",
