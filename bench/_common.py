@@ -152,6 +152,22 @@ def ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 0.0
 
 
+def repeated(
+    measure: Callable[[], dict[str, Any]], times: int, key: str
+) -> dict[str, Any]:
+    """Run ``measure`` ``times`` times and keep the run whose ``key`` is the
+    median, with every run's ``key`` and their spread alongside: these
+    machines are noisy, and one run of a cell is not a figure."""
+    runs = [measure() for _ in range(max(1, times))]
+    runs.sort(key=lambda run: float(run[key]))
+    chosen = dict(runs[len(runs) // 2])
+    chosen["repeats"] = len(runs)
+    chosen[f"{key}_runs"] = [run[key] for run in runs]
+    chosen[f"{key}_min"] = runs[0][key]
+    chosen[f"{key}_max"] = runs[-1][key]
+    return chosen
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """The ``fraction`` percentile (nearest rank) of ``values``."""
     if not values:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from bench._common import (
     ratio,
     raw_collection,
     raw_upsert,
+    repeated,
     rig_copy,
     sum_phases,
     timed,
@@ -120,8 +123,6 @@ def _raw(size: int, dim: int, deltas: list[Any], path: Path) -> tuple[float, flo
     copy_base(size, dim, path)
     open_s = upsert_s = 0.0
     for records in deltas:
-        import time
-
         began = time.perf_counter()
         with raw_collection(path) as collection:
             opened = time.perf_counter()
@@ -143,6 +144,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--cells", help="size x dim list, e.g. 10000x384,70000x1536")
     parser.add_argument("--deltas", help="delta sizes, e.g. 250,5000")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per cell; the median is kept"
+    )
     args = parser.parse_args(argv)
     quiet()
     matrix = QUICK_MATRIX if args.quick else FULL_MATRIX
@@ -155,7 +159,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for size, dim in matrix:
         ensure_bases([size], dim)
         for delta in sizes:
-            cell = run_cell(size, dim, delta, reps_for(delta, args.quick), args.profile)
+            reps = reps_for(delta, args.quick)
+            cell = repeated(
+                partial(run_cell, size, dim, delta, reps, args.profile),
+                args.repeat,
+                "ratio",
+            )
             rows.append(cell)
             _print([cell], f"{NAME}: {size}x{dim}, delta {delta}")
             _save(rows, args.quick, args.profile)  # after each cell: runs are long
@@ -190,6 +199,7 @@ def _print(rows: list[dict[str, Any]], title: str) -> None:
             "consumer r/s",
             "raw r/s",
             "ratio",
+            "ratio range",
             "goal 0.9",
             "setup",
             "apply",
@@ -206,6 +216,7 @@ def _print(rows: list[dict[str, Any]], title: str) -> None:
                 r["consumer_records_per_s"],
                 r["raw_records_per_s"],
                 r["ratio"],
+                f"{r.get('ratio_min', r['ratio'])}-{r.get('ratio_max', r['ratio'])}",
                 "met" if r["goal_met"] else "NOT met",
                 r["consumer_phases_seconds"].get("setup", 0.0),
                 r["consumer_phases_seconds"].get("apply", 0.0),
