@@ -32,7 +32,6 @@ from journal.events import Envelope
 from pipeline.apply import (
     ApplyContext,
     ApplyResult,
-    KnownIds,
     apply_event,
     apply_label_run,
     apply_metadata_run,
@@ -43,7 +42,7 @@ from pipeline.errors import CollectionConfigMismatch, EventApplyError
 log = structlog.get_logger(__name__)
 
 #: Most label or metadata updates applied together.
-LABEL_RUN_MAX = PAGE_SIZE
+UPDATE_RUN_MAX = PAGE_SIZE
 #: Kinds applied as runs of consecutive events.
 RUN_KINDS = frozenset({"label_update", "metadata_update"})
 #: Errors that retrying the same event cannot cure.
@@ -72,9 +71,8 @@ class EventApplier:
     ) -> Iterator[tuple[Envelope, ApplyResult]]:
         """Apply ``events`` in order, yielding each event once it is applied
         (with the result of its run, counted once per run)."""
-        for run in label_runs(events):
+        for run in update_runs(events):
             result = self._apply_run(collection, run, context)
-            _follow_ids(context.known, run[0], result)
             for index, envelope in enumerate(run):
                 yield envelope, result if index == 0 else ApplyResult()
 
@@ -92,7 +90,7 @@ class EventApplier:
             return apply_metadata_run(collection, run)
         except Exception as error:
             log.warning(
-                "label_run_failed",
+                "update_run_failed",
                 collection=run[0].collection,
                 first_seq=run[0].seq,
                 last_seq=run[-1].seq,
@@ -128,27 +126,16 @@ class EventApplier:
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
 
-def _follow_ids(known: KnownIds | None, first: Envelope, result: ApplyResult) -> None:
-    """Keep ``known`` equal to the collection's ids after a run: a delta's
-    touched ids are stored, a delete's are gone, updates change neither."""
-    if known is None:
-        return
-    if first.payload.type == "delta_merge":
-        known.upserted(result.touched)
-    elif first.payload.type == "records_delete":
-        known.deleted(result.touched)
-
-
-def label_runs(events: Sequence[Envelope]) -> Iterator[list[Envelope]]:
+def update_runs(events: Sequence[Envelope]) -> Iterator[list[Envelope]]:
     """The events in order: consecutive events of one run kind (label or
-    metadata updates, up to :data:`LABEL_RUN_MAX`) together, every other
+    metadata updates, up to :data:`UPDATE_RUN_MAX`) together, every other
     event alone."""
     run: list[Envelope] = []
     for envelope in events:
         kind = envelope.payload.type
         joins = kind in RUN_KINDS
         if run and (
-            not joins or kind != run[0].payload.type or len(run) >= LABEL_RUN_MAX
+            not joins or kind != run[0].payload.type or len(run) >= UPDATE_RUN_MAX
         ):
             yield run
             run = []

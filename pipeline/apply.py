@@ -54,15 +54,13 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class ApplyResult:
-    """What applying events did, so that the record hashes can be refreshed
-    for exactly the ids it changed: ``touched`` holds every id upserted or
-    deleted, ``metadata_touched`` those whose metadata alone was updated."""
+    """What applying events did; ``touched`` holds every id written or
+    deleted, so the record hashes can be refreshed for exactly those."""
 
     upserted: int = 0
     updated: int = 0
     deleted: int = 0
     touched: set[str] = field(default_factory=set)
-    metadata_touched: set[str] = field(default_factory=set)
     snapshot_requested: bool = False
 
     def merge(self, other: ApplyResult) -> None:
@@ -71,7 +69,6 @@ class ApplyResult:
         self.updated += other.updated
         self.deleted += other.deleted
         self.touched |= other.touched
-        self.metadata_touched |= other.metadata_touched
         self.snapshot_requested |= other.snapshot_requested
 
 
@@ -87,6 +84,9 @@ class KnownIds:
     """
 
     def __init__(self, before: Container[str]) -> None:
+        # ``before`` is read, never copied: it must not change while this
+        # object is in use (the runner refreshes its record hashes only
+        # after the batch's last event).
         self._before = before
         self._added: set[str] = set()
         self._removed: set[str] = set()
@@ -112,7 +112,8 @@ class KnownIds:
 @dataclass(frozen=True)
 class ApplyContext:
     """What applying needs besides the collection; ``known``, when given,
-    must hold exactly the collection's ids and is kept so by the applier."""
+    must hold exactly the collection's ids, and the apply functions keep it
+    so as they upsert and delete."""
 
     objects: ObjectStore
     scratch_dir: Path
@@ -133,7 +134,7 @@ def apply_event(
         case LabelUpdate():
             return apply_label_run(collection, [envelope], context.known)
         case RecordsDelete():
-            return apply_delete(collection, payload)
+            return apply_delete(collection, payload, context.known)
         case SnapshotRequest():
             return ApplyResult(snapshot_requested=True)
         case _:
@@ -162,6 +163,8 @@ def apply_delta(
                 metadatas=list(records.metadatas),
             )
             collection.upsert(page)
+            if context.known is not None:
+                context.known.upserted(page.ids)
             result.upserted += len(page)
             result.touched.update(page.ids)
     if result.upserted != payload.records:
@@ -182,7 +185,7 @@ def apply_metadata(
     """Apply receipt-level metadata changes to every record of the receipt."""
     ids = collection.ids_where(record_filter(payload.image_id, payload.receipt_id))
     collection.update_metadatas(ids, payload.changes)
-    return ApplyResult(updated=len(ids), metadata_touched=set(ids))
+    return ApplyResult(updated=len(ids), touched=set(ids))
 
 
 def apply_metadata_run(
@@ -212,7 +215,7 @@ def apply_metadata_run(
         for record_id in ids:
             merged.setdefault(record_id, {}).update(payload.changes)
     collection.update_each(list(merged), list(merged.values()))
-    return ApplyResult(updated=updated, metadata_touched=set(merged))
+    return ApplyResult(updated=updated, touched=set(merged))
 
 
 def apply_label_run(
@@ -252,7 +255,7 @@ def apply_label_run(
         )
     words = [word for word in latest if word in present]
     collection.update_each(words, [label_metadata(latest[word]) for word in words])
-    return ApplyResult(updated=len(labels) - len(missing), metadata_touched=set(words))
+    return ApplyResult(updated=len(labels) - len(missing), touched=set(words))
 
 
 def _word_of(payload: LabelUpdate) -> str:
@@ -261,12 +264,18 @@ def _word_of(payload: LabelUpdate) -> str:
     )
 
 
-def apply_delete(collection: ChromaCollection, payload: RecordsDelete) -> ApplyResult:
+def apply_delete(
+    collection: ChromaCollection, payload: RecordsDelete, known: KnownIds | None = None
+) -> ApplyResult:
     """Delete a receipt's, a line's or a word's records."""
     where = record_filter(
         payload.image_id, payload.receipt_id, payload.line_id, payload.word_id
     )
     ids = collection.ids_where(where)
+    if known is not None:
+        # Before deleting: a delete that fails part-way is retried with a new
+        # lookup, which no longer finds the ids already gone.
+        known.deleted(ids)
     collection.delete(ids)
     return ApplyResult(deleted=len(ids), touched=set(ids))
 

@@ -3,25 +3,21 @@
 ChromaDB's index files are not deterministic, so versions are compared by a
 digest of their records instead of their bytes::
 
-    body hash   = sha256( float32 embedding bytes | document )
-    record hash = sha256( id | body hash | metadata )
+    record hash = sha256( id | float32 embedding bytes | document | metadata )
     digest      = sha256( record hashes, ordered by id )
 
-Each variable-length field is length-prefixed (8 bytes, big-endian) so that
-no two records hash the same by shifting bytes between fields; a missing
-document hashes differently from an empty one; metadata is canonical JSON
-(sorted keys, compact separators) and a record without metadata hashes like
-one with ``{}``. Embeddings are hashed as little-endian float32, the type
-ChromaDB stores.
+Each field is length-prefixed (8 bytes, big-endian) so that no two records
+hash the same by shifting bytes between fields; a missing document hashes
+differently from an empty one; metadata is canonical JSON (sorted keys,
+compact separators) and a record without metadata hashes like one with
+``{}``. Embeddings are hashed as little-endian float32, the type ChromaDB
+stores.
 
-Only the 32-byte body and record hashes are kept in memory, never the
-embeddings. :class:`RecordHashes` can also be kept between batches and
-refreshed for the records a batch touched, which is what makes a digest per
-batch affordable on a large collection: a full scan of 70k x 1536-d records
-reads about 430 MB through ChromaDB. The body hash is what lets a label or
-metadata update be refreshed from the metadata alone: reading 24k records'
-embeddings and documents back took longer than the update itself
-(bench/README.md).
+Only the 32-byte record hashes are kept in memory, never all embeddings.
+:class:`RecordHashes` can also be kept between batches and refreshed for the
+records a batch touched, which is what makes a digest per batch affordable
+on a large collection: a full scan of 70k x 1536-d records reads about
+430 MB through ChromaDB.
 """
 
 from __future__ import annotations
@@ -41,7 +37,7 @@ import numpy as np
 from pipeline.chroma import ChromaCollection, RecordPage, open_collection
 from pipeline.files import copy_tree_writable
 
-_FILE_MAGIC = b"chroma-journal record hashes 2\n"
+_FILE_MAGIC = b"chroma-journal record hashes 1\n"
 _HASH_SIZE = 32
 
 
@@ -64,29 +60,6 @@ def canonical_json(metadata: Mapping[str, object] | None) -> str:
     )
 
 
-def _field(value: bytes) -> bytes:
-    return struct.pack(">Q", len(value)) + value
-
-
-def body_hash(embedding: np.ndarray, document: str | None) -> bytes:
-    """The 32-byte hash of a record's embedding and document."""
-    vector = np.ascontiguousarray(embedding, dtype="<f4").tobytes()
-    text = b"\x00" if document is None else b"\x01" + document.encode()
-    digest = hashlib.sha256(_field(vector))
-    digest.update(_field(text))
-    return digest.digest()
-
-
-def combined_hash(
-    record_id: str, body: bytes, metadata: Mapping[str, object] | None
-) -> bytes:
-    """The 32-byte record hash from its id, body hash and metadata."""
-    digest = hashlib.sha256(_field(record_id.encode()))
-    digest.update(body)
-    digest.update(_field(canonical_json(metadata).encode()))
-    return digest.digest()
-
-
 def record_hash(
     record_id: str,
     embedding: np.ndarray,
@@ -94,21 +67,20 @@ def record_hash(
     metadata: Mapping[str, object] | None,
 ) -> bytes:
     """The 32-byte hash of one record."""
-    return combined_hash(record_id, body_hash(embedding, document), metadata)
+    digest = hashlib.sha256()
+    vector = np.ascontiguousarray(embedding, dtype="<f4").tobytes()
+    text = b"\x00" if document is None else b"\x01" + document.encode()
+    for field in (record_id.encode(), vector, text, canonical_json(metadata).encode()):
+        digest.update(struct.pack(">Q", len(field)))
+        digest.update(field)
+    return digest.digest()
 
 
 class RecordHashes:
     """Record hashes by id, from which the digest is computed."""
 
-    def __init__(
-        self,
-        hashes: dict[str, bytes] | None = None,
-        bodies: dict[str, bytes] | None = None,
-    ) -> None:
+    def __init__(self, hashes: dict[str, bytes] | None = None) -> None:
         self._hashes: dict[str, bytes] = dict(hashes or {})
-        self._bodies: dict[str, bytes] = dict(bodies or {})
-        if self._hashes.keys() != self._bodies.keys():
-            raise ValueError("record hashes and body hashes name different ids")
         # The ids in digest order, kept while no id is added or removed: a
         # batch of label or metadata updates then costs no sort at all.
         self._order: list[str] | None = None
@@ -124,51 +96,40 @@ class RecordHashes:
         for index, record_id in enumerate(page.ids):
             if record_id not in self._hashes:
                 self._order = None
-            body = body_hash(page.embeddings[index], page.documents[index])
-            self._bodies[record_id] = body
-            self._hashes[record_id] = combined_hash(
-                record_id, body, page.metadatas[index]
+            self._hashes[record_id] = record_hash(
+                record_id,
+                page.embeddings[index],
+                page.documents[index],
+                page.metadatas[index],
             )
 
-    def refresh(
-        self,
-        collection: ChromaCollection,
-        ids: Iterable[str],
-        metadata_only: Iterable[str] = (),
-    ) -> None:
+    def refresh(self, collection: ChromaCollection, ids: Iterable[str]) -> None:
         """Re-read ``ids`` from the collection: stored ones are re-hashed,
-        missing ones are dropped. Of the ids in ``metadata_only`` and not in
-        ``ids`` only the metadata is read: the caller vouches that nothing
-        else of theirs changed since they were last hashed."""
-        wanted = set(ids)
-        partial = set(metadata_only) - wanted
+        missing ones are dropped."""
+        wanted = sorted(set(ids))
         stored: set[str] = set()
-        for page in collection.records(sorted(wanted)):
+        for page in collection.records(wanted):
             self.add(page)
             stored.update(page.ids)
-        unknown: list[str] = []
-        for record_id, metadata in collection.metadatas(sorted(partial)):
-            stored.add(record_id)
-            body = self._bodies.get(record_id)
-            if body is None:
-                unknown.append(record_id)
-            else:
-                self._hashes[record_id] = combined_hash(record_id, body, metadata)
-        for page in collection.records(unknown):
-            self.add(page)
-        gone = [i for i in wanted | partial if i not in stored and i in self._hashes]
+        gone = [i for i in wanted if i not in stored and i in self._hashes]
         for record_id in gone:
             del self._hashes[record_id]
-            del self._bodies[record_id]
         if gone:
             self._order = None
 
+    def ids(self) -> list[str]:
+        """Every record id, sorted."""
+        return list(self._sorted_ids())
+
     def digest(self) -> Digest:
         """The digest over every record, ordered by id."""
+        joined = b"".join(map(self._hashes.__getitem__, self._sorted_ids()))
+        return Digest(hashlib.sha256(joined).hexdigest(), len(self._hashes))
+
+    def _sorted_ids(self) -> list[str]:
         if self._order is None:
             self._order = sorted(self._hashes)
-        joined = b"".join(map(self._hashes.__getitem__, self._order))
-        return Digest(hashlib.sha256(joined).hexdigest(), len(self._hashes))
+        return self._order
 
     @classmethod
     def scan(cls, collection: ChromaCollection) -> Self:
@@ -184,7 +145,6 @@ class RecordHashes:
         for record_id, value in self._hashes.items():
             encoded = record_id.encode()
             parts += [struct.pack(">I", len(encoded)), encoded, value]
-            parts.append(self._bodies[record_id])
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
         with os.fdopen(fd, "wb") as out:
             out.write(b"".join(parts))
@@ -194,23 +154,21 @@ class RecordHashes:
 
     @classmethod
     def load(cls, path: Path) -> Self:
-        """Read a file written by :meth:`save`; ValueError when malformed or
-        of another format (the caller then scans)."""
+        """Read a file written by :meth:`save`; ValueError when malformed."""
         data = path.read_bytes()
         try:
             return cls._parse(path, data)
-        except struct.error as error:
+        except struct.error as error:  # a length field cut short
             raise ValueError(f"{path} is truncated: {error}") from error
 
     @classmethod
     def _parse(cls, path: Path, data: bytes) -> Self:
         if not data.startswith(_FILE_MAGIC):
-            raise ValueError(f"{path} is not a record hash file of this format")
+            raise ValueError(f"{path} is not a record hash file")
         offset = len(_FILE_MAGIC)
         (count,) = struct.unpack_from(">Q", data, offset)
         offset += 8
         hashes: dict[str, bytes] = {}
-        bodies: dict[str, bytes] = {}
         for _ in range(count):
             (length,) = struct.unpack_from(">I", data, offset)
             offset += 4
@@ -218,13 +176,9 @@ class RecordHashes:
             offset += length
             hashes[record_id] = data[offset : offset + _HASH_SIZE]
             offset += _HASH_SIZE
-            bodies[record_id] = data[offset : offset + _HASH_SIZE]
-            offset += _HASH_SIZE
-        if offset != len(data) or any(
-            len(v) != _HASH_SIZE for v in (*hashes.values(), *bodies.values())
-        ):
+        if offset != len(data) or any(len(v) != _HASH_SIZE for v in hashes.values()):
             raise ValueError(f"{path} is truncated or has trailing bytes")
-        return cls(hashes, bodies)
+        return cls(hashes)
 
 
 def digest_of_collection(collection: ChromaCollection) -> Digest:

@@ -166,8 +166,8 @@ class BatchRunner:
     ) -> _Applied:
         if live is not None and not any(_changes_records(e) for e in events):
             return self._skip_chroma(copy, live, events, timer)
-        hashes = copy.record_hashes
-        known = KnownIds(hashes) if hashes is not None else None
+        before = copy.record_hashes
+        known = KnownIds(before) if before is not None else None
         context = ApplyContext(
             self._objects, copy.scratch, self._config.delta_limits, known
         )
@@ -179,7 +179,7 @@ class BatchRunner:
                 result.merge(applied)
                 faults.point(f"applied_{envelope.payload.type}")
             timer.lap("apply")
-            hashes = _refreshed(copy.record_hashes, collection, result)
+            hashes = _refreshed(before, collection, result.touched)
             digest = hashes.digest()
             timer.lap("digest")
         faults.point("client_closed")
@@ -319,13 +319,13 @@ def _outcome(
 
 
 def _refreshed(
-    hashes: RecordHashes | None, collection: ChromaCollection, result: ApplyResult
+    hashes: RecordHashes | None, collection: ChromaCollection, touched: set[str]
 ) -> RecordHashes:
     """The record hashes after a batch: refreshed for the touched ids, or a
     full scan when the working copy's hashes are not known."""
     if hashes is None:
         return RecordHashes.scan(collection)
-    hashes.refresh(collection, result.touched, result.metadata_touched)
+    hashes.refresh(collection, touched)
     return hashes
 
 

@@ -259,8 +259,7 @@ class Rebuilder:
         faster than fetching them by id. From a base, re-hash what changed."""
         if plan.base is None:
             return RecordIndex.scan(collection)
-        applied = tally.applied
-        index.refresh(collection, applied.touched, applied.metadata_touched)
+        index.refresh(collection, tally.applied.touched)
         return index
 
 

@@ -38,10 +38,6 @@ class RecordDiff:
 class RecordIndex(RecordHashes):
     """Record hashes by id, which can also name where two collections differ."""
 
-    def ids(self) -> list[str]:
-        """Every record id, sorted."""
-        return sorted(self._hashes)
-
     def diff(self, other: RecordIndex, sample: int = 10) -> RecordDiff:
         """Where this index (left) and ``other`` (right) differ."""
         left, right = self._hashes, other._hashes

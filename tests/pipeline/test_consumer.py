@@ -587,7 +587,7 @@ def test_a_failing_label_run_is_applied_again_event_by_event(
         (outcome,) = rig.consumer().catch_up()
 
     assert outcome.records_updated == 3
-    assert any(log["event"] == "label_run_failed" for log in logs)
+    assert any(log["event"] == "update_run_failed" for log in logs)
     assert_matches_model(rig, "words")
 
 
