@@ -468,7 +468,7 @@ def _seed(root: Path, size: int, dim: int) -> None:
 
 #: Written into a prepared rig's ``done`` marker; a rig with another one is
 #: prepared again (its working copy's record-hash file would not load).
-RIG_FORMAT = "ok, record hashes 1, known ids\n"
+RIG_FORMAT = "ok, record hashes 2, checksummed\n"
 
 
 def prepared_dir(size: int, dim: int) -> Path:

@@ -54,13 +54,15 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class ApplyResult:
-    """What applying events did; ``touched`` holds every id written or
-    deleted, so the record hashes can be refreshed for exactly those."""
+    """What applying events did, so that the record hashes can be refreshed
+    for exactly the ids it changed: ``touched`` holds every id upserted or
+    deleted, ``metadata_touched`` those whose metadata alone was updated."""
 
     upserted: int = 0
     updated: int = 0
     deleted: int = 0
     touched: set[str] = field(default_factory=set)
+    metadata_touched: set[str] = field(default_factory=set)
     snapshot_requested: bool = False
 
     def merge(self, other: ApplyResult) -> None:
@@ -69,6 +71,7 @@ class ApplyResult:
         self.updated += other.updated
         self.deleted += other.deleted
         self.touched |= other.touched
+        self.metadata_touched |= other.metadata_touched
         self.snapshot_requested |= other.snapshot_requested
 
 
@@ -185,7 +188,7 @@ def apply_metadata(
     """Apply receipt-level metadata changes to every record of the receipt."""
     ids = collection.ids_where(record_filter(payload.image_id, payload.receipt_id))
     collection.update_metadatas(ids, payload.changes)
-    return ApplyResult(updated=len(ids), touched=set(ids))
+    return ApplyResult(updated=len(ids), metadata_touched=set(ids))
 
 
 def apply_metadata_run(
@@ -215,7 +218,7 @@ def apply_metadata_run(
         for record_id in ids:
             merged.setdefault(record_id, {}).update(payload.changes)
     collection.update_each(list(merged), list(merged.values()))
-    return ApplyResult(updated=updated, touched=set(merged))
+    return ApplyResult(updated=updated, metadata_touched=set(merged))
 
 
 def apply_label_run(
@@ -255,7 +258,7 @@ def apply_label_run(
         )
     words = [word for word in latest if word in present]
     collection.update_each(words, [label_metadata(latest[word]) for word in words])
-    return ApplyResult(updated=len(labels) - len(missing), touched=set(words))
+    return ApplyResult(updated=len(labels) - len(missing), metadata_touched=set(words))
 
 
 def _word_of(payload: LabelUpdate) -> str:

@@ -229,6 +229,17 @@ class ChromaCollection:
             if page["ids"]:
                 yield _page_of(page)
 
+    def metadatas(self, ids: Sequence[str]) -> Iterator[tuple[str, Metadata | None]]:
+        """The metadata of the stored records among ``ids``, without reading
+        their embeddings or documents."""
+        for start in range(0, len(ids), PAGE_SIZE):
+            with chroma_errors("get", self.path):
+                page = self.raw.get(
+                    ids=list(ids[start : start + PAGE_SIZE]), include=["metadatas"]
+                )
+            for record_id, metadata in zip(page["ids"], page["metadatas"], strict=True):
+                yield record_id, dict(metadata) if metadata else None
+
     def pages(self, page_size: int = PAGE_SIZE) -> Iterator[RecordPage]:
         """Every record, ``page_size`` at a time (in storage order)."""
         if not 1 <= page_size <= PAGE_SIZE:

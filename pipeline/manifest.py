@@ -36,6 +36,9 @@ def _safe_relpath(value: str) -> str:
 
 RelPath = Annotated[str, AfterValidator(_safe_relpath)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+#: A content digest, which names its format (:mod:`pipeline.digest`): bare
+#: hex for format 1, ``v2:`` and hex for format 2.
+ContentDigest = Annotated[str, Field(pattern=r"^(v2:)?[0-9a-f]{64}$")]
 
 
 class FileEntry(BaseModel):
@@ -64,7 +67,7 @@ class Manifest(BaseModel):
         default=None, ge=1, description="last seq applied by this version"
     )
     files: dict[RelPath, FileEntry]
-    digest: Sha256
+    digest: ContentDigest
     record_count: int = Field(ge=0)
     fencing_token: int = Field(ge=0)
     writer: str

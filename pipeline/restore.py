@@ -26,7 +26,7 @@ import structlog
 from journal.errors import ObjectNotFound
 from journal.objectstore import ObjectStore
 from pipeline.chroma import ChromaCollection, chroma_errors, open_collection
-from pipeline.digest import Digest, digest_of_collection
+from pipeline.digest import DIGEST_FORMAT, Digest, digest_format, digest_of_collection
 from pipeline.errors import ChromaOperationError
 from pipeline.files import Hashed, copy_tree_writable, remove_tree, sha256_file
 from pipeline.snapshot_format import (
@@ -84,6 +84,7 @@ def restore_snapshot(
             space=space,
             scratch_dir=scratch_dir,
             with_digest=check_digest,
+            fmt=digest_format(snap.digest),
         )
         _compare(snap, check, key)
         if dest.exists():
@@ -131,9 +132,11 @@ def check_collection(
     space: str | None = None,
     scratch_dir: Path | None = None,
     with_digest: bool = False,
+    fmt: int = DIGEST_FORMAT,
 ) -> CollectionCheck:
     """Open a private copy of the ChromaDB directory ``path``, count its
-    records and run one query (and compute its digest when asked);
+    records and run one query (and compute its digest, in format ``fmt``,
+    when asked);
     :class:`SnapshotCorrupt` naming ``key`` if ChromaDB cannot."""
     with tempfile.TemporaryDirectory(dir=scratch_dir, prefix="check-") as tmp:
         copy = Path(tmp) / "copy"
@@ -142,7 +145,7 @@ def check_collection(
             with open_collection(copy, collection, space=space, create=False) as opened:
                 count = opened.count()
                 _query_one(opened, key)
-                digest = digest_of_collection(opened) if with_digest else None
+                digest = digest_of_collection(opened, fmt) if with_digest else None
         except ChromaOperationError as error:
             raise SnapshotCorrupt(
                 key, f"does not open with ChromaDB: {error}"

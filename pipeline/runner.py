@@ -179,7 +179,7 @@ class BatchRunner:
                 result.merge(applied)
                 faults.point(f"applied_{envelope.payload.type}")
             timer.lap("apply")
-            hashes = _refreshed(before, collection, result.touched)
+            hashes = _refreshed(before, collection, result)
             digest = hashes.digest()
             timer.lap("digest")
         faults.point("client_closed")
@@ -319,13 +319,13 @@ def _outcome(
 
 
 def _refreshed(
-    hashes: RecordHashes | None, collection: ChromaCollection, touched: set[str]
+    hashes: RecordHashes | None, collection: ChromaCollection, result: ApplyResult
 ) -> RecordHashes:
     """The record hashes after a batch: refreshed for the touched ids, or a
     full scan when the working copy's hashes are not known."""
     if hashes is None:
         return RecordHashes.scan(collection)
-    hashes.refresh(collection, touched)
+    hashes.refresh(collection, result.touched, result.metadata_touched)
     return hashes
 
 

@@ -28,7 +28,7 @@ from journal.errors import UnsafeObjectKey
 from journal.events import CollectionName, validate_collection_name
 from journal.objectstore import ObjectInfo, ObjectStore, check_key
 from pipeline.errors import PipelineError
-from pipeline.manifest import FileEntry, RelPath, Sha256
+from pipeline.manifest import ContentDigest, FileEntry, RelPath
 
 SNAPSHOT_MANIFEST = "MANIFEST.json"
 UPLOAD_MARKER = "UPLOADING.json"
@@ -121,7 +121,7 @@ class SnapshotManifest(_Document):
     applied_seq: int = Field(ge=0)
     parent: str | None = Field(description="the snapshot latest named before")
     files: dict[RelPath, FileEntry]
-    digest: Sha256
+    digest: ContentDigest
     record_count: int = Field(ge=0)
     created_at: datetime
     origin: Origin = "consumer"
@@ -141,7 +141,7 @@ class SnapshotPointer(_Document):
     collection: CollectionName
     version: str = Field(min_length=1)
     applied_seq: int = Field(ge=0)
-    digest: Sha256
+    digest: ContentDigest
     record_count: int = Field(ge=0)
     moved_at: datetime
 

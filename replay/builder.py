@@ -33,7 +33,7 @@ from pipeline.applier import EventApplier
 from pipeline.apply import ApplyContext, ApplyResult
 from pipeline.chroma import ChromaCollection, open_collection
 from pipeline.config import ConsumerConfig
-from pipeline.digest import Digest
+from pipeline.digest import DIGEST_FORMAT, Digest, digest_format, digest_like
 from pipeline.errors import EventApplyError, JournalGapError
 from pipeline.parking import honour_skips
 from replay.errors import BaseCorrupt, ReplayApplyError
@@ -193,6 +193,9 @@ class Rebuilder:
         index = RecordIndex.scan(collection)
         expected = restored.digest or (plan.base.digest if plan.base else None)
         actual = index.digest().hexdigest
+        if expected is not None and digest_format(expected) != DIGEST_FORMAT:
+            # Recorded before the digest format in force: check it in its own.
+            actual = digest_like(collection, expected).hexdigest
         if expected is not None and actual != expected:
             raise BaseCorrupt(
                 plan.collection,
@@ -259,7 +262,8 @@ class Rebuilder:
         faster than fetching them by id. From a base, re-hash what changed."""
         if plan.base is None:
             return RecordIndex.scan(collection)
-        index.refresh(collection, tally.applied.touched)
+        applied = tally.applied
+        index.refresh(collection, applied.touched, applied.metadata_touched)
         return index
 
 

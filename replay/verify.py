@@ -7,6 +7,9 @@
       └─ copy V (sha256 of each file checked) ─▶ per-record hashes L
     ok  ⇔  digest(R) = digest(L) = D  and every file matched its manifest
 
+(digest(L) is computed in D's format; R and L are compared in the format in
+force.)
+
 When they differ, comparing the per-record hashes names the records: ids
 only in the rebuild, only in the live version, or stored differently.
 Both sides are produced by ChromaDB from the same inputs, so a difference is
@@ -27,7 +30,7 @@ import structlog
 
 from journal.base import Journal
 from pipeline.chroma import open_collection
-from pipeline.digest import Digest
+from pipeline.digest import DIGEST_FORMAT, Digest, digest_format, digest_like
 from pipeline.errors import NoLiveVersion, VersionCorrupt
 from pipeline.files import copy_tree_writable, remove_tree
 from pipeline.manifest import MANIFEST_NAME, Manifest, copy_version
@@ -53,6 +56,7 @@ class VerifyReport:
     applied_seq: int
     recorded_digest: str
     live: Digest
+    live_as_recorded: str
     rebuilt: Digest
     files_match: bool
     diff: RecordDiff
@@ -65,7 +69,7 @@ class VerifyReport:
         return (
             self.files_match
             and self.live.hexdigest == self.rebuilt.hexdigest
-            and self.recorded_digest == self.live.hexdigest
+            and self.recorded_digest == self.live_as_recorded
         )
 
 
@@ -96,13 +100,14 @@ def verify_live(
             plan, work / "rebuild", scratch=work / "scratch", progress=progress
         )
         source = shared.version_path(collection, live.version)
-        live_index, files_match = _live_index(source, live, work / "live")
+        live_index, as_recorded, files_match = _live_index(source, live, work / "live")
     report = VerifyReport(
         collection=collection,
         live_version=live.version,
         applied_seq=live.applied_seq,
         recorded_digest=live.digest,
         live=live_index.digest(),
+        live_as_recorded=as_recorded,
         rebuilt=built.digest,
         files_match=files_match,
         diff=built.index.diff(live_index, sample),
@@ -113,9 +118,12 @@ def verify_live(
     return report
 
 
-def _live_index(source: Path, live: Manifest, copy: Path) -> tuple[RecordIndex, bool]:
+def _live_index(
+    source: Path, live: Manifest, copy: Path
+) -> tuple[RecordIndex, str, bool]:
     """Hashes of the live version's records, read from a private copy (opening
-    a directory writes to it), and whether its files matched the manifest."""
+    a directory writes to it), their digest in the format the manifest
+    recorded, and whether its files matched the manifest."""
     copy.mkdir()
     files_match = True
     try:
@@ -126,7 +134,11 @@ def _live_index(source: Path, live: Manifest, copy: Path) -> tuple[RecordIndex, 
         files_match = False
         _recopy_as_is(source, copy)
     with open_collection(copy, live.collection, space=None, create=False) as opened:
-        return RecordIndex.scan(opened), files_match
+        index = RecordIndex.scan(opened)
+        as_recorded = index.digest().hexdigest
+        if digest_format(live.digest) != DIGEST_FORMAT:
+            as_recorded = digest_like(opened, live.digest).hexdigest
+        return index, as_recorded, files_match
 
 
 def _recopy_as_is(source: Path, copy: Path) -> None:

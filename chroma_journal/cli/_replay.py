@@ -342,6 +342,7 @@ def report_dict(report: VerifyReport) -> dict[str, object]:
         "live_version": report.live_version,
         "applied_seq": report.applied_seq,
         "recorded_digest": report.recorded_digest,
+        "live_digest_as_recorded": report.live_as_recorded,
         "live_digest": report.live.hexdigest,
         "rebuilt_digest": report.rebuilt.hexdigest,
         "files_match_manifest": report.files_match,
@@ -363,7 +364,7 @@ def describe_report(report: VerifyReport) -> list[str]:
         return [head, f"[green]OK[/]: digest {report.live.hexdigest}"]
     diff = report.diff
     lines = [head, "[red]MISMATCH[/]"]
-    if report.recorded_digest != report.live.hexdigest:
+    if report.recorded_digest != report.live_as_recorded:
         lines.append("the live files do not hold the digest their manifest records")
     if not report.files_match:
         lines.append("the live files differ from the sha256 in their manifest")

@@ -150,7 +150,8 @@ def test_label_update_stores_the_whole_label_state(
 
     result = apply(words, labels, context)
 
-    assert (result.updated, result.touched) == (1, {WORD_1_2})
+    assert (result.updated, result.metadata_touched) == (1, {WORD_1_2})
+    assert not result.touched
     stored = metadata(words, WORD_1_2)
     assert stored["valid_labels"] == ",GRAND_TOTAL,TAX,"
     assert stored["invalid_labels"] == ",DATE,"

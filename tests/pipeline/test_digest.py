@@ -3,6 +3,9 @@ with a full scan."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,7 @@ from journal.deltas import DeltaRecords
 from pipeline.chroma import ChromaCollection, RecordPage, open_collection
 from pipeline.digest import (
     RecordHashes,
+    digest_format,
     digest_of_collection,
     digest_of_path,
     record_hash,
@@ -129,6 +133,66 @@ def test_digest_stays_right_when_ids_come_and_go_between_digests(
         assert gone[0] not in hashes
 
 
+def test_a_metadata_only_refresh_gives_the_full_scan_digest(tmp_path: Path) -> None:
+    """Labels and receipt metadata are refreshed from the metadata alone; an
+    id never hashed before is read whole, and a deleted one is dropped."""
+    with open_collection(tmp_path / "c", "words", space="cosine") as collection:
+        collection.upsert(page_of(word_records(IMAGE, 1)))
+        hashes = RecordHashes.scan(collection)
+        ids = word_records(IMAGE, 1).ids
+        collection.update_metadatas(ids[:3], {"valid_labels": ",TAX,"})
+        collection.update_metadatas(ids[1:2], {"merchant_name": None})
+        fresh = word_records(IMAGE, 2, lines=1, words=1)
+        collection.upsert(page_of(fresh))  # unknown to the hashes
+        collection.delete(ids[-1:])
+
+        hashes.refresh(collection, (), metadata_only=[*ids[:3], *fresh.ids, ids[-1]])
+
+        assert hashes.digest() == digest_of_collection(collection)
+        assert ids[-1] not in hashes
+        assert fresh.ids[0] in hashes
+
+
+def v1_digest(records: DeltaRecords) -> str:
+    """Digest format 1, written out independently of pipeline.digest."""
+
+    def field(value: bytes) -> bytes:
+        return struct.pack(">Q", len(value)) + value
+
+    hashes = {}
+    for i, record_id in enumerate(records.ids):
+        document = records.documents[i]
+        meta = json.dumps(records.metadatas[i], sort_keys=True, separators=(",", ":"))
+        hashes[record_id] = hashlib.sha256(
+            field(record_id.encode())
+            + field(records.embeddings[i].astype("<f4").tobytes())
+            + field(b"\x00" if document is None else b"\x01" + document.encode())
+            + field(meta.encode())
+        ).digest()
+    return hashlib.sha256(b"".join(hashes[k] for k in sorted(hashes))).hexdigest()
+
+
+def test_a_digest_names_its_format_and_format_1_is_still_computed(
+    tmp_path: Path,
+) -> None:
+    with open_collection(tmp_path / "c", "words", space="cosine") as collection:
+        collection.upsert(page_of(word_records(IMAGE, 1)))
+        current = digest_of_collection(collection)
+        legacy = digest_of_collection(collection, 1)
+        # What ChromaDB returns, not what was written: float32 embeddings can
+        # come back different in their last bit.
+        (stored,) = collection.pages()
+    records = DeltaRecords(
+        stored.ids, stored.embeddings, stored.documents, stored.metadatas
+    )
+
+    assert current.hexdigest.startswith("v2:") and len(current.hexdigest) == 67
+    assert legacy.hexdigest == v1_digest(records)
+    assert (digest_format(current.hexdigest), digest_format(legacy.hexdigest)) == (2, 1)
+    with pytest.raises(ValueError, match="not a content digest"):
+        digest_format("v3:abc")
+
+
 def test_record_hashes_survive_a_save_and_load(tmp_path: Path) -> None:
     with open_collection(tmp_path / "c", "words", space="l2") as collection:
         collection.upsert(page_of(word_records(IMAGE, 1)))
@@ -138,11 +202,22 @@ def test_record_hashes_survive_a_save_and_load(tmp_path: Path) -> None:
     assert RecordHashes.load(tmp_path / "hashes.bin").digest() == hashes.digest()
 
     data = (tmp_path / "hashes.bin").read_bytes()
-    header = len(b"chroma-journal record hashes 1\n") + 8  # magic and count
-    for kept in (len(data) - 5, header + 1):  # in a hash; in the first length
-        (tmp_path / "hashes.bin").write_bytes(data[:kept])
-        with pytest.raises(ValueError, match="truncated"):
-            RecordHashes.load(tmp_path / "hashes.bin")
+    (tmp_path / "hashes.bin").write_bytes(data[:-5])
+    with pytest.raises(ValueError, match="truncated or damaged"):
+        RecordHashes.load(tmp_path / "hashes.bin")
+
+    # A damaged body hash does not show in the digest; the checksum catches it.
+    record_id = word_records(IMAGE, 1).ids[0].encode()
+    damaged = bytearray(data)
+    damaged[data.index(record_id) + len(record_id) + 32] ^= 1
+    (tmp_path / "hashes.bin").write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="damaged"):
+        RecordHashes.load(tmp_path / "hashes.bin")
+
+    old_format = data.replace(b"record hashes 2", b"record hashes 1", 1)
+    (tmp_path / "hashes.bin").write_bytes(old_format)
+    with pytest.raises(ValueError, match="not a record hash file of this format"):
+        RecordHashes.load(tmp_path / "hashes.bin")
 
 
 def test_digest_of_path_reads_a_private_copy_of_a_sealed_directory(

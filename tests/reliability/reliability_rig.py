@@ -32,7 +32,7 @@ from journal.objectstore import ObjectStore
 from journal.sqlite import SQLiteJournal
 from pipeline.config import ConsumerConfig
 from pipeline.consumer import Consumer
-from pipeline.digest import digest_of_path
+from pipeline.digest import digest_format, digest_of_path
 from pipeline.lease import Lease, LeaseGrant
 from pipeline.lease_local import LocalLease
 from pipeline.manifest import MANIFEST_NAME, Manifest
@@ -227,7 +227,7 @@ def assert_version_complete(shared: SharedStore, collection: str) -> Manifest:
     assert manifest is not None, f"{collection} has no live version"
     path = shared.live_path(collection)
     assert (path / MANIFEST_NAME).is_file()
-    recomputed = digest_of_path(path, collection)
+    recomputed = digest_of_path(path, collection, fmt=digest_format(manifest.digest))
     assert recomputed.hexdigest == manifest.digest, (collection, manifest.version)
     assert recomputed.count == manifest.record_count
     return manifest
