@@ -16,13 +16,20 @@ import hashlib
 import os
 import shutil
 import stat
+import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 _CHUNK = 1024 * 1024
+#: Files from this size on are hashed in a second thread while they copy
+#: (on Linux, where ``sendfile`` copies between regular files).
+_PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+_KERNEL_COPY = sys.platform == "linux"
+_SENDFILE_CHUNK = 64 * 1024 * 1024
 #: Coarsest file timestamp granularity we expect (FAT has 2 s); see module doc.
 RACY_MARGIN_NS = 2_000_000_000
 READ_ONLY_FILE = 0o444
@@ -53,15 +60,48 @@ def sha256_file(path: Path) -> Hashed:
 def copy_hashed(
     source: Path, target: Path, *, mode: int = WRITABLE_FILE, durable: bool = True
 ) -> Hashed:
-    """Copy ``source`` to the new file ``target`` and return the hash of the
-    bytes written (one read of the source); ``durable`` fsyncs the copy."""
+    """Copy ``source`` to the new file ``target`` and return its hash;
+    ``durable`` fsyncs the copy.
+
+    A large file is copied by the kernel (``sendfile``, no trip through
+    Python) while a second thread hashes the source, so that hashing and
+    writing, then hashing and fsync, overlap instead of adding up: at
+    140 MB (the SQLite file of a 70k x 1536 collection, rewritten by every
+    batch) sha256 alone took 0.34 s and copy plus fsync 0.31 s here. The
+    source must not change meanwhile; callers compare its stat before and
+    after (:mod:`pipeline.version_writer`), and a copy whose length differs
+    from what was hashed raises :class:`TornCopyError`.
+    """
+    if not _KERNEL_COPY or source.stat().st_size < _PARALLEL_MIN_BYTES:
+        return _copy_then_hash(source, target, mode, durable)
+    with ThreadPoolExecutor(1, thread_name_prefix="sha256") as pool:
+        hashing = pool.submit(sha256_file, source)
+        copied = _kernel_copy(source, target, mode, durable)
+        hashed = hashing.result()
+    if copied != hashed.size:
+        raise TornCopyError(source, copied, hashed.size)
+    return hashed
+
+
+class TornCopyError(OSError):
+    """A file changed size while it was being copied."""
+
+    def __init__(self, source: Path, copied: int, hashed: int) -> None:
+        super().__init__(
+            f"{source} changed while copied: {copied} bytes copied, {hashed} hashed"
+        )
+        self.source = source
+
+
+def _create(target: Path, mode: int) -> int:
+    return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+
+
+def _copy_then_hash(source: Path, target: Path, mode: int, durable: bool) -> Hashed:
+    """One read of the source; the hash is of exactly the bytes written."""
     digest = hashlib.sha256()
     size = 0
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    with (
-        source.open("rb") as reader,
-        os.fdopen(os.open(target, flags, mode), "wb") as out,
-    ):
+    with source.open("rb") as reader, os.fdopen(_create(target, mode), "wb") as out:
         while chunk := reader.read(_CHUNK):
             digest.update(chunk)
             out.write(chunk)
@@ -71,6 +111,23 @@ def copy_hashed(
             os.fsync(out.fileno())
     target.chmod(mode)  # os.open's mode is filtered by the umask
     return Hashed(digest.hexdigest(), size)
+
+
+def _kernel_copy(source: Path, target: Path, mode: int, durable: bool) -> int:
+    """Copy with ``sendfile`` (as :func:`shutil.copyfile` does on Linux) and
+    return the bytes copied."""
+    with source.open("rb") as reader:
+        out = _create(target, mode)
+        try:
+            copied = 0
+            while sent := os.sendfile(out, reader.fileno(), copied, _SENDFILE_CHUNK):
+                copied += sent
+            if durable:
+                os.fsync(out)
+        finally:
+            os.close(out)
+    target.chmod(mode)
+    return copied
 
 
 def copy_tree_writable(source: Path, target: Path) -> None:

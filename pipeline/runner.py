@@ -3,7 +3,8 @@
 ::
 
     ensure working copy ─▶ mark dirty ─▶ open ─▶ apply e1..en ─▶ digest ─▶ close
-        ─▶ fence (renew lease) ─▶ publish ─▶ promote (CAS) ─▶ mark clean
+        ─▶ compact SQLite ─▶ fence (renew lease) ─▶ publish ─▶ promote (CAS)
+        ─▶ mark clean
 
 Nothing in the shared store changes before ``promote``; any failure before
 it throws the working copy away, so the next attempt starts again from the
@@ -33,6 +34,7 @@ from pipeline import faults
 from pipeline.applier import EventApplier
 from pipeline.apply import ApplyContext, ApplyResult, KnownIds
 from pipeline.chroma import ChromaCollection, open_collection
+from pipeline.compaction import compact
 from pipeline.config import ConsumerConfig
 from pipeline.digest import Digest, RecordHashes
 from pipeline.lease import LeaseGrant
@@ -183,6 +185,7 @@ class BatchRunner:
             digest = hashes.digest()
             timer.lap("digest")
         faults.point("client_closed")
+        _compact(copy, timer)
         return _Applied(result, hashes, digest)
 
     def _skip_chroma(
@@ -327,6 +330,23 @@ def _refreshed(
         return RecordHashes.scan(collection)
     hashes.refresh(collection, result.touched, result.metadata_touched)
     return hashes
+
+
+def _compact(copy: WorkingCopy, timer: _Timer) -> None:
+    """Drop the SQLite file's free pages before it is published (see
+    :mod:`pipeline.compaction`)."""
+    done = compact(copy.path)
+    seconds = timer.lap("compact")
+    if done is not None:
+        log.debug(
+            "sqlite_compacted",
+            collection=copy.collection,
+            bytes_before=done.bytes_before,
+            bytes_after=done.bytes_after,
+            free_pages=done.free_pages,
+            converted=done.converted,
+            seconds=seconds,
+        )
 
 
 def _changes_records(envelope: Envelope) -> bool:
