@@ -668,7 +668,7 @@ def cached_delta(
 
 
 def profiled(
-    work: Callable[[], object], top: int = 25
+    work: Callable[[], object], top: int = 60
 ) -> tuple[float, list[dict[str, Any]]]:
     """Run ``work`` under cProfile; its seconds and the ``top`` functions by
     cumulative time."""
