@@ -183,12 +183,13 @@ class ChromaCollection:
             if len(page["ids"]) < PAGE_SIZE:
                 return found
 
-    def ids_by_receipt(
+    def records_by_receipt(
         self, image_ids: Sequence[str]
-    ) -> dict[tuple[str, int], list[str]]:
-        """Ids of every record of the given images, by (image_id, receipt_id),
-        found with one paged query instead of one per receipt."""
-        found: dict[tuple[str, int], list[str]] = {}
+    ) -> dict[tuple[str, int], list[tuple[str, Metadata]]]:
+        """Id and metadata of every record of the given images, by
+        (image_id, receipt_id), found with one paged query instead of one per
+        receipt."""
+        found: dict[tuple[str, int], list[tuple[str, Metadata]]] = {}
         offset = 0
         while True:
             with chroma_errors("get", self.path):
@@ -202,7 +203,7 @@ class ChromaCollection:
                 receipt = meta.get("receipt_id") if meta else None
                 if isinstance(receipt, int):
                     key = (str(meta["image_id"]), receipt)
-                    found.setdefault(key, []).append(record_id)
+                    found.setdefault(key, []).append((record_id, dict(meta)))
             offset += len(page["ids"])
             if len(page["ids"]) < PAGE_SIZE:
                 return found

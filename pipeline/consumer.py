@@ -38,6 +38,7 @@ from pipeline import faults
 from pipeline.batching import Batch, take_batch, with_gaps_filled
 from pipeline.config import ConsumerConfig
 from pipeline.errors import EventApplyError, JournalGapError, LeaseUnavailable
+from pipeline.heartbeat import LeaseHeartbeat
 from pipeline.lease import Lease, LeaseGrant
 from pipeline.manifest import Manifest
 from pipeline.parking import (
@@ -257,12 +258,16 @@ class Consumer:
     def _run(self, collection: str, events: list[Envelope]) -> BatchOutcome | None:
         """Promote ``events``; when one fails, promote the ones before it and
         block the collection at it."""
+        ttl = timedelta(seconds=self.config.lease_ttl_seconds)
         while events:
-            self._fence(collection)
+            grant = self._fence(collection)
             try:
-                outcome, manifest = self._runner.run(
-                    collection, events, lambda: self._fence(collection, renew_only=True)
-                )
+                with LeaseHeartbeat(self._lease, grant, ttl):
+                    outcome, manifest = self._runner.run(
+                        collection,
+                        events,
+                        lambda: self._fence(collection, renew_only=True),
+                    )
             except EventApplyError as failure:
                 self._park(failure)
                 self._block(failure)

@@ -184,11 +184,14 @@ class RecordHashes:
         collection: ChromaCollection,
         ids: Iterable[str],
         metadata_only: Iterable[str] = (),
+        metadata_after: Mapping[str, Mapping[str, object] | None] | None = None,
     ) -> None:
         """Re-read ``ids`` from the collection: stored ones are re-hashed,
         missing ones are dropped. Of the ids in ``metadata_only`` and not in
         ``ids``, only the metadata is read: the caller vouches that their
-        embeddings and documents did not change since they were hashed."""
+        embeddings and documents did not change since they were hashed.
+        Those in ``metadata_after`` are not read at all: the caller vouches
+        that they are stored with exactly that metadata."""
         wanted = set(ids)
         partial = set(metadata_only) - wanted
         stored: set[str] = set()
@@ -196,6 +199,14 @@ class RecordHashes:
             self.add(page)
             stored.update(page.ids)
         unknown: list[str] = []
+        known = metadata_after or {}
+        for record_id in partial & known.keys():
+            body = self._bodies.get(record_id)
+            if body is not None:
+                metadata = known[record_id]
+                self._hashes[record_id] = combined_hash(record_id, body, metadata)
+                stored.add(record_id)
+        partial -= stored
         for record_id, metadata in collection.metadatas(sorted(partial)):
             stored.add(record_id)
             body = self._bodies.get(record_id)

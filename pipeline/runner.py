@@ -37,6 +37,7 @@ from pipeline.chroma import ChromaCollection, open_collection
 from pipeline.compaction import compact
 from pipeline.config import ConsumerConfig
 from pipeline.digest import Digest, RecordHashes
+from pipeline.errors import PromotionRefused
 from pipeline.lease import LeaseGrant
 from pipeline.manifest import Manifest, new_bytes
 from pipeline.store import SharedStore
@@ -110,12 +111,16 @@ class BatchRunner:
         ``fence`` returns the lease grant in force (renewing it) or raises;
         it is called once more just before publishing. Raises
         :class:`EventApplyError` naming the first event that failed after
-        its retries; nothing is promoted then.
+        its retries; nothing is promoted then. Raises
+        :class:`PromotionRefused` at once when the live version already
+        holds the first event (another writer promoted it since the caller
+        read where to start).
         """
         started = time.monotonic()
         timer = _Timer()
         copy = self._copy(collection)
         live = self._shared.live_manifest(collection)
+        _check_start(collection, live, events)
         self._stage(copy, live, events, timer)
         try:
             applied = self._apply(copy, live, events, timer)
@@ -328,7 +333,9 @@ def _refreshed(
     full scan when the working copy's hashes are not known."""
     if hashes is None:
         return RecordHashes.scan(collection)
-    hashes.refresh(collection, result.touched, result.metadata_touched)
+    hashes.refresh(
+        collection, result.touched, result.metadata_touched, result.metadata_after
+    )
     return hashes
 
 
@@ -346,6 +353,27 @@ def _compact(copy: WorkingCopy, timer: _Timer) -> None:
             free_pages=done.free_pages,
             converted=done.converted,
             seconds=seconds,
+        )
+
+
+def _check_start(
+    collection: str, live: Manifest | None, events: Sequence[Envelope]
+) -> None:
+    """Refuse a batch that overlaps the live version.
+
+    The caller chose ``events`` from an ``applied_seq`` it read before this
+    runner read ``live``; a writer that promoted in between (two writers
+    only meet when a lease was lost) makes the batch stale. Staged on the
+    newer version it would apply old events over newer ones (a delta
+    upserted again after the receipt's deletion brings it back) and pass
+    the compare-and-swap, whose parent is that newer version.
+    """
+    applied = live.applied_seq if live else 0
+    if events and events[0].seq <= applied:
+        raise PromotionRefused(
+            collection,
+            f"batch starts at seq {events[0].seq}, but live version "
+            f"{live.version if live else None} has applied up to seq {applied}",
         )
 
 

@@ -263,7 +263,12 @@ class Rebuilder:
         if plan.base is None:
             return RecordIndex.scan(collection)
         applied = tally.applied
-        index.refresh(collection, applied.touched, applied.metadata_touched)
+        index.refresh(
+            collection,
+            applied.touched,
+            applied.metadata_touched,
+            applied.metadata_after,
+        )
         return index
 
 

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pipeline_rig import (
@@ -29,6 +30,7 @@ from journal.events import (
     RecordsDelete,
     SnapshotRequest,
 )
+from pipeline.chroma import ChromaCollection
 from pipeline.errors import (
     JournalGapError,
     LeaseUnavailable,
@@ -596,3 +598,76 @@ def test_open_live_refuses_a_collection_without_a_version(
 ) -> None:
     with pytest.raises(NoLiveVersion), open_live(rig.shared.root, "words", tmp_path):
         pass
+
+
+def test_metadata_runs_hash_what_they_stored_without_reading_it_back(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.delta("words", word_records(IMAGE, 1))
+    rig.delta("words", word_records(IMAGE, 2))
+    rig.delta("words", word_records(OTHER_IMAGE, 3))
+    consumer = rig.consumer()
+    consumer.catch_up()
+    read_back: list[str] = []
+    real = ChromaCollection.metadatas
+
+    def spying(self: ChromaCollection, ids: Sequence[str]) -> Any:
+        read_back.extend(ids)
+        return real(self, ids)
+
+    monkeypatch.setattr(ChromaCollection, "metadatas", spying)
+    word = word_records(IMAGE, 1).ids[0]
+    rig.append(
+        "words",
+        MetadataUpdate(
+            image_id=IMAGE,
+            receipt_id=1,
+            changes={"merchant_name": "ACME", "items": 3, "paid": True},
+        ),
+    )
+    rig.append("words", MetadataUpdate(image_id=IMAGE, receipt_id=2, changes={"a": 1}))
+    rig.append(
+        "words", MetadataUpdate(image_id=IMAGE, receipt_id=2, changes={"a": None})
+    )
+    rig.append(
+        "words",
+        MetadataUpdate(image_id=OTHER_IMAGE, receipt_id=3, changes={"tip": 0.1}),
+    )
+    rig.append(
+        "words",
+        LabelUpdate(
+            image_id=IMAGE,
+            receipt_id=1,
+            line_id=1,
+            word_id=1,
+            valid_labels=["MERCHANT_NAME"],
+            status="VALID",
+        ),
+    )
+
+    consumer.catch_up()
+
+    assert_matches_model(rig, "words")
+    # Read back: the float's receipt, and the word labelled after the run.
+    assert sorted(read_back) == sorted([*word_records(OTHER_IMAGE, 3).ids, word])
+
+
+def test_a_batch_chosen_before_another_writer_promoted_is_refused(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.delta("words", word_records(IMAGE, 1))
+    rig.append("words", RecordsDelete(image_id=IMAGE, receipt_id=1))
+    first = rig.consumer("writer-a")
+    first.catch_up()
+    first.close()
+    live = rig.shared.live_manifest("words")
+    assert live is not None and live.applied_seq == 2
+    late = rig.consumer("writer-b", config=small_config(group_commit_max_events=1))
+    # writer-b read where to start just before writer-a promoted seq 1 and 2.
+    monkeypatch.setattr(late, "applied_seq", lambda _collection: 0)
+
+    with pytest.raises(PromotionRefused, match="batch starts at seq 1"):
+        late.step("words")
+
+    assert rig.shared.live_manifest("words") == live  # the delta is not back
+    assert_matches_model(rig, "words")

@@ -192,7 +192,12 @@ def test_dynamodb_threads_racing_on_the_same_keys_store_each_once(
 
 class RacingStore(SharedStore):
     """A shared store whose promotions wait for the other writer's, so that
-    both compare-and-swap the same parent at the same moment."""
+    both compare-and-swap the same parent at the same moment, and wait again
+    until both are decided, so that the loser's retry starts from the
+    winner's version (a loser refused by its older fencing token could
+    otherwise retry the same round before the winner's swap, meet the
+    winner's next round at the barrier, and leave one writer waiting alone
+    at the end)."""
 
     def __init__(self, root: Path, barrier: threading.Barrier) -> None:
         super().__init__(root)
@@ -209,12 +214,15 @@ class RacingStore(SharedStore):
     ) -> None:
         self.attempts += 1
         self._barrier.wait()
-        super().promote(
-            collection,
-            manifest,
-            expected_parent=expected_parent,
-            fencing_token=fencing_token,
-        )
+        try:
+            super().promote(
+                collection,
+                manifest,
+                expected_parent=expected_parent,
+                fencing_token=fencing_token,
+            )
+        finally:
+            self._barrier.wait()
 
 
 @pytest.mark.slow
