@@ -7,12 +7,16 @@ here). Renewing only just before publishing would then find the lease
 expired, throw the batch away, and do the same again on every retry. So
 while a batch runs, a thread renews the grant every third of its TTL. It
 only ever renews: once a renewal is refused the lease is someone else's, and
-the fence before publishing fails as it should.
+the fence before publishing fails as it should. Nor does it renew for ever:
+after ``max_seconds`` (ten TTLs by default) it stops, so that a batch hung
+on a stuck mount or a deadlock lets the lease expire and a successor take
+over, as it would without a heartbeat.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from types import TracebackType
 from typing import Self
@@ -35,17 +39,22 @@ class LeaseHeartbeat:
         ttl: timedelta,
         *,
         interval: float | None = None,
+        max_seconds: float | None = None,
     ) -> None:
         self._lease = lease
         self._grant = grant
         self._ttl = ttl
         self._interval = ttl.total_seconds() / 3 if interval is None else interval
+        self._max_seconds = (
+            ttl.total_seconds() * 10 if max_seconds is None else max_seconds
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._beat, name=f"lease-{grant.collection}", daemon=True
         )
         self.renewals = 0
         self.lost = False
+        self.gave_up = False
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -61,7 +70,16 @@ class LeaseHeartbeat:
         self._thread.join()
 
     def _beat(self) -> None:
+        deadline = time.monotonic() + self._max_seconds
         while not self._stop.wait(self._interval):
+            if time.monotonic() >= deadline:
+                self.gave_up = True
+                log.warning(
+                    "lease_heartbeat_stopped",
+                    collection=self._grant.collection,
+                    after_seconds=self._max_seconds,
+                )
+                return
             try:
                 renewed = self._lease.renew(self._grant, self._ttl)
             except Exception:

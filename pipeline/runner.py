@@ -113,8 +113,8 @@ class BatchRunner:
         :class:`EventApplyError` naming the first event that failed after
         its retries; nothing is promoted then. Raises
         :class:`PromotionRefused` at once when the live version already
-        holds the first event (another writer promoted it since the caller
-        read where to start).
+        does not end right before the first event (another writer promoted
+        since the caller read where to start).
         """
         started = time.monotonic()
         timer = _Timer()
@@ -359,17 +359,19 @@ def _compact(copy: WorkingCopy, timer: _Timer) -> None:
 def _check_start(
     collection: str, live: Manifest | None, events: Sequence[Envelope]
 ) -> None:
-    """Refuse a batch that overlaps the live version.
+    """Refuse a batch that does not start right after the live version.
 
     The caller chose ``events`` from an ``applied_seq`` it read before this
-    runner read ``live``; a writer that promoted in between (two writers
-    only meet when a lease was lost) makes the batch stale. Staged on the
-    newer version it would apply old events over newer ones (a delta
-    upserted again after the receipt's deletion brings it back) and pass
-    the compare-and-swap, whose parent is that newer version.
+    runner read ``live``; a writer that promoted in between makes the batch
+    stale, and both directions pass the compare-and-swap, whose parent is
+    the version read here. Forward (another consumer, once a lease was
+    lost): old events would be applied over newer ones, and a delta
+    upserted again after its receipt's deletion brings it back. Backward
+    (``replay --promote`` of a rebuild behind live): the version would
+    claim the events between the two without holding them.
     """
     applied = live.applied_seq if live else 0
-    if events and events[0].seq <= applied:
+    if events and events[0].seq != applied + 1:
         raise PromotionRefused(
             collection,
             f"batch starts at seq {events[0].seq}, but live version "

@@ -671,3 +671,47 @@ def test_a_batch_chosen_before_another_writer_promoted_is_refused(
 
     assert rig.shared.live_manifest("words") == live  # the delta is not back
     assert_matches_model(rig, "words")
+
+
+def test_a_batch_chosen_before_a_rebuild_behind_live_was_promoted_is_refused(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for receipt in (1, 2, 3):
+        rig.delta("words", word_records(IMAGE, receipt))
+    consumer = rig.consumer(config=small_config(group_commit_max_events=1))
+    consumer.catch_up()
+    behind = chain(rig, "words")[2]  # applied_seq 1, as a replay would promote
+    assert behind.applied_seq == 1
+    rig.shared.promote(
+        "words",
+        behind,
+        expected_parent=chain(rig, "words")[0].version,
+        fencing_token=behind.fencing_token,
+    )
+    rig.delta("words", word_records(IMAGE, 4))
+    # The consumer read where to start (seq 3) before the replay promoted.
+    monkeypatch.setattr(consumer, "applied_seq", lambda _collection: 3)
+
+    with pytest.raises(PromotionRefused, match="batch starts at seq 4"):
+        consumer.step("words")
+
+    assert rig.shared.live_manifest("words") == behind
+
+
+def test_metadata_runs_that_change_a_key_s_type_hash_what_chromadb_stores(
+    rig: Rig,
+) -> None:
+    rig.delta("words", word_records(IMAGE, 1, extra={"merchant_name": "ACME"}))
+    consumer = rig.consumer()
+    consumer.catch_up()
+    for changes in (
+        {"merchant_name": 7},  # str -> int
+        {"merchant_name": True},  # int -> bool
+        {"merchant_name": "Café\u0000", "gone": None},  # -> str, NUL, absent key
+        {"count": 2**63 - 1, "low": -(2**63)},
+    ):
+        rig.append(
+            "words", MetadataUpdate(image_id=IMAGE, receipt_id=1, changes=changes)
+        )
+        consumer.catch_up()  # one batch per change: each is hashed, not read
+        assert_matches_model(rig, "words")

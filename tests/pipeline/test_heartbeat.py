@@ -42,3 +42,22 @@ def test_a_heartbeat_never_takes_back_a_lease_it_lost(tmp_path: Path) -> None:
 
     assert beat.lost and beat.renewals == 0
     assert lease.current("words") == successor
+
+
+def test_a_heartbeat_stops_renewing_a_batch_that_never_ends(tmp_path: Path) -> None:
+    lease = LocalLease(tmp_path)
+    ttl = timedelta(seconds=1)
+    grant = lease.acquire("words", "consumer-a", ttl)
+    assert grant is not None
+
+    with LeaseHeartbeat(lease, grant, ttl, interval=0.05, max_seconds=0.3) as beat:
+        deadline = time.monotonic() + 10
+        while not beat.gave_up and time.monotonic() < deadline:
+            time.sleep(0.05)
+        renewals = beat.renewals
+        time.sleep(ttl.total_seconds() + 0.5)
+        assert beat.renewals == renewals
+        successor = lease.acquire("words", "consumer-b", ttl)
+
+    assert beat.gave_up and not beat.lost
+    assert successor is not None  # the hung batch's lease expired
