@@ -228,7 +228,7 @@ def query(
     metadatas = (result.get("metadatas") or [[{}] * len(ids)])[0]
     for record_id, distance, meta in zip(ids, distances, metadatas, strict=True):
         table.add_row(
-            f"{distance:.3f}",
+            f"{max(distance, 0.0):.3f}",  # cosine can come back as -0.0000001
             record_id,
             str(meta.get("text", "")),
             str(meta.get("valid_labels", "")).strip(","),

@@ -203,9 +203,11 @@ def restore(
         )
     except (ChromaJournalError, FileExistsError) as error:
         fail(str(error))
+    checked = f", content digest {snap.digest[:12]}... matches" if digest else ""
     out.print(
         f"{collection}: restored {snap.version} (applied seq {snap.applied_seq}, "
-        f"{snap.record_count} records, {snap.total_bytes / 1e6:.2f} MB) to {to}"
+        f"{snap.record_count} records, {snap.total_bytes / 1e6:.2f} MB{checked}) "
+        f"to {to}"
     )
 
 

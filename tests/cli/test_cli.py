@@ -134,3 +134,19 @@ def test_every_command_has_help(env: dict[str, str]) -> None:
         code, output = cli(*command)
         assert code == 0, (command, output)
         assert "Usage" in output
+
+
+def test_a_snapshot_restore_with_digest_says_what_it_checked(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    cli("demo", "load", "--limit", "2")
+    cli("request-sync", "--collection", "lines")
+    code, output = cli("run", "--until-caught-up")
+    assert code == 0, output
+
+    code, output = cli(
+        "snapshot", "restore", "-c", "lines", "--to", str(tmp_path / "r"), "--digest"
+    )
+
+    assert code == 0, output
+    assert "content digest" in output and "matches" in output
