@@ -165,6 +165,14 @@ class World:
                     f"applied {applied}, journal heads {heads}\n{daemon.tail()}"
                 )
             time.sleep(0.05)
+        # The processor logs a promotion after the swap the loop above sees
+        # (and after settling its working copy); the figures need the line.
+        wanted = {(c, head) for c, head in heads.items() if head}
+        deadline = time.monotonic() + 15.0
+        while not wanted <= promotion_times(self.processor_log).keys():
+            if time.monotonic() > deadline:
+                pytest.fail(f"the processors never logged promoting {wanted}")
+            time.sleep(0.1)
 
     def wait_logged(self, event: str, matches: Callable[[dict[str, Any]], Any]) -> None:
         deadline = time.monotonic() + 15.0
