@@ -45,7 +45,8 @@ MetadataValue = str | int | float | bool
 DELTA_COLLECTION = "delta"
 #: Records per ChromaDB call (below its 5461 add limit and 32k get limit).
 PAGE_SIZE = 5000
-_CHROMA_FILE = "chroma.sqlite3"
+#: The SQLite file at the root of every ChromaDB directory.
+CHROMA_FILE = "chroma.sqlite3"
 _HASH_CHUNK = 1024 * 1024
 
 
@@ -200,8 +201,8 @@ def iter_delta_records(
     """The records of an unpacked delta, ``page_size`` at a time."""
     if not 1 <= page_size <= PAGE_SIZE:
         raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}")
-    if not (delta_dir / _CHROMA_FILE).is_file():
-        raise DeltaError(f"{delta_dir} holds no {_CHROMA_FILE}")
+    if not (delta_dir / CHROMA_FILE).is_file():
+        raise DeltaError(f"{delta_dir} holds no {CHROMA_FILE}")
     client = _open_client(delta_dir)
     try:
         with _chroma_errors(delta_dir):
@@ -385,9 +386,9 @@ def _remove(dest: Path, created: bool) -> None:
 
 
 def _chroma_dir_in(dest: Path, key: str) -> Path:
-    found = sorted(dest.rglob(_CHROMA_FILE), key=lambda path: len(path.parts))
+    found = sorted(dest.rglob(CHROMA_FILE), key=lambda path: len(path.parts))
     if not found:
-        raise DeltaError(f"delta {key!r} holds no {_CHROMA_FILE}")
+        raise DeltaError(f"delta {key!r} holds no {CHROMA_FILE}")
     return found[0].parent
 
 

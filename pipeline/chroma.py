@@ -203,7 +203,7 @@ class ChromaCollection:
                 receipt = meta.get("receipt_id") if meta else None
                 if isinstance(receipt, int):
                     key = (str(meta["image_id"]), receipt)
-                    found.setdefault(key, []).append((record_id, dict(meta)))
+                    found.setdefault(key, []).append((record_id, meta))
             offset += len(page["ids"])
             if len(page["ids"]) < PAGE_SIZE:
                 return found

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import structlog
 
+from journal.deltas import CHROMA_FILE
+
 log = structlog.get_logger(__name__)
 
-SQLITE_FILE = "chroma.sqlite3"
 _INCREMENTAL = 2  # PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental
 #: Nothing else should hold the working copy's database; waiting long for a
 #: lock would only delay a batch whose publish would then fail anyway.
@@ -57,7 +58,7 @@ def compact(chroma_dir: Path) -> Compaction | None:
     A failure leaves the file as it was (SQLite rolls the statement back) and
     is logged, not raised: the batch then publishes a valid, larger file.
     """
-    path = chroma_dir / SQLITE_FILE
+    path = chroma_dir / CHROMA_FILE
     if not path.is_file():
         return None
     before = path.stat().st_size

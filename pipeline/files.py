@@ -90,7 +90,6 @@ class TornCopyError(OSError):
         super().__init__(
             f"{source} changed while copied: {copied} bytes copied, {hashed} hashed"
         )
-        self.source = source
 
 
 def _create(target: Path, mode: int) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 import structlog
 
 from journal.base import Clock, Journal, utc_now
-from journal.deltas import DeltaLimits, fetch_delta
+from journal.deltas import CHROMA_FILE, DeltaLimits, fetch_delta
 from journal.errors import DeltaError, ObjectNotFound
 from journal.events import DeltaMerge, validate_collection_name
 from journal.local_store import LocalObjectStore
@@ -57,7 +57,6 @@ log = structlog.get_logger(__name__)
 LEGACY_POINTER = "snapshot/latest-pointer.txt"
 LEGACY_VERSIONS = "snapshot/timestamped"
 LEGACY_ARCHIVE = "snapshot.tar.gz"
-_CHROMA_FILE = "chroma.sqlite3"
 
 
 class LegacyImportError(SnapshotError):
@@ -177,10 +176,10 @@ def _fetch_tree(source: ObjectStore, collection: str, prefix: str, dest: Path) -
         path = dest / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         source.get_file(info.key, path)
-    found = sorted(dest.rglob(_CHROMA_FILE), key=lambda path: len(path.parts))
+    found = sorted(dest.rglob(CHROMA_FILE), key=lambda path: len(path.parts))
     if not found:
         raise LegacyImportError(
-            collection, prefix, f"neither {LEGACY_ARCHIVE} nor {_CHROMA_FILE} found"
+            collection, prefix, f"neither {LEGACY_ARCHIVE} nor {CHROMA_FILE} found"
         )
     return found[0].parent
 

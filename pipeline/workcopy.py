@@ -29,7 +29,6 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,15 +62,7 @@ class _State:
 class WorkingCopy:
     """See the module docstring."""
 
-    def __init__(
-        self,
-        staging_root: Path,
-        collection: str,
-        store: SharedStore,
-        *,
-        save_every: float = RECORD_HASHES_SAVE_SECONDS,
-        monotonic: Callable[[], float] = time.monotonic,
-    ):
+    def __init__(self, staging_root: Path, collection: str, store: SharedStore):
         self.collection = collection
         self.home = staging_root / collection
         self.path = self.home / "chroma"
@@ -83,8 +74,6 @@ class WorkingCopy:
         self._hashes_file = self.home / "record_hashes.bin"
         self._lock: FileLock | None = None
         self._verified = False
-        self._save_every = save_every
-        self._monotonic = monotonic
         self._saved_at: float | None = None  # None: nothing saved yet
         self._unsaved = False  # the in-memory hashes are newer than the file
 
@@ -115,7 +104,7 @@ class WorkingCopy:
         else:
             self._unsaved = True
             due = self._saved_at is None or (
-                self._monotonic() - self._saved_at >= self._save_every
+                time.monotonic() - self._saved_at >= RECORD_HASHES_SAVE_SECONDS
             )
             if due:
                 self._save_hashes()
@@ -171,7 +160,7 @@ class WorkingCopy:
         if self.record_hashes is None and live is not None:
             self.record_hashes = self._load_record_hashes(live)
             if self.record_hashes is not None:
-                self._saved_at = self._monotonic()
+                self._saved_at = time.monotonic()
         return True
 
     def _files_match(self, live: Manifest | None) -> bool:
@@ -203,7 +192,7 @@ class WorkingCopy:
     def _save_hashes(self) -> None:
         if self.record_hashes is not None:
             self.record_hashes.save(self._hashes_file)
-        self._saved_at = self._monotonic()
+        self._saved_at = time.monotonic()
         self._unsaved = False
 
     # -- rebuilding -----------------------------------------------------------

@@ -11,15 +11,16 @@ import numpy as np
 from pipeline_rig import IMAGE, Rig, word_records
 from structlog.testing import capture_logs
 
+from journal.deltas import CHROMA_FILE
 from journal.events import RecordsDelete
-from pipeline.compaction import SQLITE_FILE, compact
+from pipeline.compaction import compact
 from pipeline.digest import digest_of_path
 
 NAME = "words"
 
 
 def pragma(path: Path, name: str) -> int:
-    with contextlib.closing(sqlite3.connect(path / SQLITE_FILE)) as db:
+    with contextlib.closing(sqlite3.connect(path / CHROMA_FILE)) as db:
         return int(db.execute(f"PRAGMA {name}").fetchone()[0])
 
 
@@ -64,7 +65,7 @@ def test_the_first_compaction_switches_to_incremental_mode_and_keeps_every_recor
     assert done.converted
     assert done.free_pages > 0
     assert done.bytes_after < done.bytes_before
-    assert (path / SQLITE_FILE).stat().st_size == done.bytes_after
+    assert (path / CHROMA_FILE).stat().st_size == done.bytes_after
     assert pragma(path, "auto_vacuum") == 2
     assert pragma(path, "freelist_count") == 0
     assert digest_of_path(path, NAME) == before
@@ -105,8 +106,8 @@ def test_nothing_to_compact(tmp_path: Path) -> None:
 
 def test_a_failed_compaction_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     path = chroma_dir(tmp_path / "c", records=3000, deleted=2500)
-    size = (path / SQLITE_FILE).stat().st_size
-    holder = sqlite3.connect(path / SQLITE_FILE, isolation_level=None)
+    size = (path / CHROMA_FILE).stat().st_size
+    holder = sqlite3.connect(path / CHROMA_FILE, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         with capture_logs() as logs:
@@ -117,7 +118,7 @@ def test_a_failed_compaction_leaves_the_file_as_it_was(tmp_path: Path) -> None:
 
     assert [e["event"] for e in logs] == ["sqlite_compaction_failed"]
     assert "locked" in logs[0]["error"]
-    assert (path / SQLITE_FILE).stat().st_size == size
+    assert (path / CHROMA_FILE).stat().st_size == size
     assert pragma(path, "auto_vacuum") == 0
 
 
