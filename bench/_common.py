@@ -500,15 +500,17 @@ def rig_copy(
     config: ConsumerConfig | None = None,
     after_promote: Any = None,
 ) -> Iterator[Rig]:
-    """A private copy of the prepared rig, warmed (the first batch of a new
-    process re-verifies the working copy's files, so one untimed label
-    update runs first); removed on exit."""
+    """A private copy of the prepared rig, warmed: the first batch of a new
+    process re-verifies the working copy's files, and its first metadata
+    update builds the receipt index (pipeline/receipt_index.py), so one
+    untimed label update and metadata update run first. Removed on exit."""
     source = ensure_rig(size, dim)
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.copytree(source, run_dir, symlinks=True, ignore=_ignore_markers)
     rig = Rig(run_dir, config or bench_config(), after_promote)
     try:
-        rig.append([label_payload(word_rows(1)[0], "WARM")])
+        seed = word_rows(1)[0]
+        rig.append([label_payload(seed, "WARM"), metadata_payload(seed, -1)])
         rig.consumer.catch_up([COLLECTION])
         yield rig
     finally:

@@ -86,8 +86,8 @@ class EventApplier:
             return self.apply_one(collection, run[0], context)
         try:
             if run[0].payload.type == "label_update":
-                return apply_label_run(collection, run, context.known)
-            return apply_metadata_run(collection, run)
+                return apply_label_run(collection, run, context.known, context.receipts)
+            return apply_metadata_run(collection, run, context.receipts)
         except Exception as error:
             log.warning(
                 "update_run_failed",

@@ -48,6 +48,7 @@ from journal.ids import word_id_of
 from journal.labels import label_metadata
 from journal.objectstore import ObjectStore
 from pipeline.chroma import ChromaCollection, Metadata, RecordPage
+from pipeline.receipt_index import ReceiptIndex
 
 log = structlog.get_logger(__name__)
 
@@ -123,14 +124,15 @@ class KnownIds:
 
 @dataclass(frozen=True)
 class ApplyContext:
-    """What applying needs besides the collection; ``known``, when given,
-    must hold exactly the collection's ids, and the apply functions keep it
-    so as they upsert and delete."""
+    """What applying needs besides the collection. ``known``, when given,
+    must hold exactly the collection's ids, and ``receipts`` its records by
+    receipt; the apply functions report every change to both."""
 
     objects: ObjectStore
     scratch_dir: Path
     delta_limits: DeltaLimits = field(default_factory=DeltaLimits)
     known: KnownIds | None = None
+    receipts: ReceiptIndex | None = None
 
 
 def apply_event(
@@ -141,12 +143,16 @@ def apply_event(
     match payload:
         case DeltaMerge():
             return apply_delta(collection, envelope, payload, context)
+        case MetadataUpdate() if context.receipts is not None:
+            return apply_metadata_run(collection, [envelope], context.receipts)
         case MetadataUpdate():
             return apply_metadata(collection, payload)
         case LabelUpdate():
-            return apply_label_run(collection, [envelope], context.known)
+            return apply_label_run(
+                collection, [envelope], context.known, context.receipts
+            )
         case RecordsDelete():
-            return apply_delete(collection, payload, context.known)
+            return apply_delete(collection, payload, context.known, context.receipts)
         case SnapshotRequest():
             return ApplyResult(snapshot_requested=True)
         case _:
@@ -177,6 +183,8 @@ def apply_delta(
             collection.upsert(page)
             if context.known is not None:
                 context.known.upserted(page.ids)
+            if context.receipts is not None:
+                context.receipts.upserted(page.ids, page.metadatas)
             result.upserted += len(page)
             result.touched.update(page.ids)
     if result.upserted != payload.records:
@@ -201,7 +209,9 @@ def apply_metadata(
 
 
 def apply_metadata_run(
-    collection: ChromaCollection, envelopes: Sequence[Envelope]
+    collection: ChromaCollection,
+    envelopes: Sequence[Envelope],
+    receipts: ReceiptIndex | None = None,
 ) -> ApplyResult:
     """Apply consecutive ``metadata_update`` events with one lookup and one
     update per page, with the result of applying them one by one.
@@ -218,15 +228,24 @@ def apply_metadata_run(
     float (ChromaDB may store a float with a changed last digit, DESIGN
     section 6), which spares re-reading them to refresh the record hashes:
     a third of a metadata batch at 70k records.
+
+    With ``receipts`` (the consumer's index), the records and their stored
+    metadata come from memory instead of ChromaDB; records whose metadata
+    the index does not know exactly are left out of ``metadata_after``.
     """
     payloads: list[MetadataUpdate] = []
     for envelope in envelopes:
         if not isinstance(envelope.payload, MetadataUpdate):
             raise TypeError(f"seq {envelope.seq} is not a metadata_update")
         payloads.append(envelope.payload)
-    members = collection.records_by_receipt(sorted({p.image_id for p in payloads}))
+    members: Mapping[tuple[str, int], Sequence[tuple[str, Metadata | None]]]
+    if receipts is None:
+        members = collection.records_by_receipt(sorted({p.image_id for p in payloads}))
+    else:
+        keys = sorted({(p.image_id, p.receipt_id) for p in payloads})
+        members = receipts.records_of(collection, keys)
 
-    stored: dict[str, Metadata] = {}
+    stored: dict[str, Metadata | None] = {}
     merged: dict[str, dict[str, Any]] = {}
     updated = 0
     for payload in payloads:
@@ -235,12 +254,18 @@ def apply_metadata_run(
         for record_id, metadata in records:
             stored[record_id] = metadata
             merged.setdefault(record_id, {}).update(payload.changes)
+    if receipts is not None:
+        # Before updating: an update that fails part-way leaves them unknown.
+        receipts.changed(merged)
     collection.update_each(list(merged), list(merged.values()))
     after = {
-        record_id: _merged(stored[record_id], changes)
+        record_id: _merged(before, changes)
         for record_id, changes in merged.items()
-        if not any(isinstance(value, float) for value in changes.values())
+        if (before := stored[record_id]) is not None
+        and not any(isinstance(value, float) for value in changes.values())
     }
+    if receipts is not None:
+        receipts.stored(after)
     return ApplyResult(
         updated=updated, metadata_touched=set(merged), metadata_after=after
     )
@@ -262,6 +287,7 @@ def apply_label_run(
     collection: ChromaCollection,
     envelopes: Sequence[Envelope],
     known: KnownIds | None = None,
+    receipts: ReceiptIndex | None = None,
 ) -> ApplyResult:
     """Apply consecutive ``label_update`` events with one existence check and
     one update, with the result of applying them one by one. The check asks
@@ -271,7 +297,9 @@ def apply_label_run(
     (so per word only the last one counts) and label updates neither add nor
     remove records (so which words exist cannot change within the run). One
     ChromaDB call per event would cost 10-20 ms each; labelling agents send
-    labels by the thousand.
+    labels by the thousand. With ``receipts`` (the consumer's index, once
+    built), the metadata stored after the update is reported in
+    ``metadata_after`` for the words whose stored metadata it knew.
     """
     labels: list[tuple[Envelope, str, LabelUpdate]] = []
     for envelope in envelopes:
@@ -294,8 +322,26 @@ def apply_label_run(
             id=word,
         )
     words = [word for word in latest if word in present]
-    collection.update_each(words, [label_metadata(latest[word]) for word in words])
-    return ApplyResult(updated=len(labels) - len(missing), metadata_touched=set(words))
+    changes = [label_metadata(latest[word]) for word in words]
+    stored: dict[str, Metadata | None] = {}
+    if receipts is not None:
+        stored = receipts.known_metadata(words)
+        receipts.changed(words)
+    collection.update_each(words, changes)
+    # Label values are strings, stored exactly: no read-back needed where
+    # the index knew the stored metadata.
+    after = {
+        word: _merged(stored[word] or {}, change)
+        for word, change in zip(words, changes, strict=True)
+        if word in stored
+    }
+    if receipts is not None:
+        receipts.stored(after)
+    return ApplyResult(
+        updated=len(labels) - len(missing),
+        metadata_touched=set(words),
+        metadata_after=after,
+    )
 
 
 def _word_of(payload: LabelUpdate) -> str:
@@ -305,7 +351,10 @@ def _word_of(payload: LabelUpdate) -> str:
 
 
 def apply_delete(
-    collection: ChromaCollection, payload: RecordsDelete, known: KnownIds | None = None
+    collection: ChromaCollection,
+    payload: RecordsDelete,
+    known: KnownIds | None = None,
+    receipts: ReceiptIndex | None = None,
 ) -> ApplyResult:
     """Delete a receipt's, a line's or a word's records."""
     where = record_filter(
@@ -316,6 +365,8 @@ def apply_delete(
         # Before deleting: a delete that fails part-way is retried with a new
         # lookup, which no longer finds the ids already gone.
         known.deleted(ids)
+    if receipts is not None:
+        receipts.removed(ids)
     collection.delete(ids)
     return ApplyResult(deleted=len(ids), touched=set(ids))
 

@@ -241,6 +241,20 @@ class ChromaCollection:
             for record_id, metadata in zip(page["ids"], page["metadatas"], strict=True):
                 yield record_id, dict(metadata) if metadata else None
 
+    def all_metadatas(self) -> Iterator[tuple[str, Metadata | None]]:
+        """Every record's id and metadata, without embeddings or documents."""
+        offset = 0
+        while True:
+            with chroma_errors("get", self.path):
+                page = self.raw.get(
+                    include=["metadatas"], limit=PAGE_SIZE, offset=offset
+                )
+            for record_id, metadata in zip(page["ids"], page["metadatas"], strict=True):
+                yield record_id, dict(metadata) if metadata else None
+            offset += len(page["ids"])
+            if len(page["ids"]) < PAGE_SIZE:
+                return
+
     def pages(self, page_size: int = PAGE_SIZE) -> Iterator[RecordPage]:
         """Every record, ``page_size`` at a time (in storage order)."""
         if not 1 <= page_size <= PAGE_SIZE:

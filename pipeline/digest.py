@@ -45,8 +45,9 @@ from typing import Self
 
 import numpy as np
 
-from pipeline.chroma import ChromaCollection, RecordPage, open_collection
+from pipeline.chroma import ChromaCollection, Metadata, RecordPage, open_collection
 from pipeline.files import copy_tree_writable
+from pipeline.receipt_index import ReceiptIndex
 
 #: The digest format new versions record.
 DIGEST_FORMAT = 2
@@ -161,6 +162,10 @@ class RecordHashes:
         # The ids in digest order, kept while no id is added or removed: a
         # batch of label or metadata updates then costs no sort at all.
         self._order: list[str] | None = None
+        #: The records by receipt, kept with these hashes by the consumer
+        #: (built on its first metadata update; see pipeline.receipt_index).
+        #: Every record this object re-hashes or drops is reported to it.
+        self.receipts = ReceiptIndex()
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -178,13 +183,15 @@ class RecordHashes:
             self._hashes[record_id] = combined_hash(
                 record_id, body, page.metadatas[index]
             )
+        if self.receipts.built:
+            self.receipts.stored(dict(zip(page.ids, page.metadatas, strict=True)))
 
     def refresh(
         self,
         collection: ChromaCollection,
         ids: Iterable[str],
         metadata_only: Iterable[str] = (),
-        metadata_after: Mapping[str, Mapping[str, object] | None] | None = None,
+        metadata_after: Mapping[str, Metadata | None] | None = None,
     ) -> None:
         """Re-read ``ids`` from the collection: stored ones are re-hashed,
         missing ones are dropped. Of the ids in ``metadata_only`` and not in
@@ -200,11 +207,13 @@ class RecordHashes:
             stored.update(page.ids)
         unknown: list[str] = []
         known = metadata_after or {}
+        exact: dict[str, Metadata | None] = {}
         for record_id in partial & known.keys():
             body = self._bodies.get(record_id)
             if body is not None:
                 metadata = known[record_id]
                 self._hashes[record_id] = combined_hash(record_id, body, metadata)
+                exact[record_id] = metadata
                 stored.add(record_id)
         partial -= stored
         for record_id, metadata in collection.metadatas(sorted(partial)):
@@ -214,12 +223,15 @@ class RecordHashes:
                 unknown.append(record_id)
             else:
                 self._hashes[record_id] = combined_hash(record_id, body, metadata)
+                exact[record_id] = metadata
+        self.receipts.stored(exact)
         for page in collection.records(unknown):
             self.add(page)
         gone = [i for i in wanted | partial if i not in stored and i in self._hashes]
         for record_id in gone:
             del self._hashes[record_id]
             del self._bodies[record_id]
+        self.receipts.removed(gone)
         if gone:
             self._order = None
 

@@ -176,7 +176,11 @@ class BatchRunner:
         before = copy.record_hashes
         known = KnownIds(before) if before is not None else None
         context = ApplyContext(
-            self._objects, copy.scratch, self._config.delta_limits, known
+            self._objects,
+            copy.scratch,
+            self._config.delta_limits,
+            known,
+            receipts=before.receipts if before is not None else None,
         )
         result = ApplyResult()
         with open_collection(

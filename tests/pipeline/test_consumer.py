@@ -648,8 +648,10 @@ def test_metadata_runs_hash_what_they_stored_without_reading_it_back(
     consumer.catch_up()
 
     assert_matches_model(rig, "words")
-    # Read back: the float's receipt, and the word labelled after the run.
-    assert sorted(read_back) == sorted([*word_records(OTHER_IMAGE, 3).ids, word])
+    # Read back: only the float's receipt. The word labelled after the run
+    # is not: the receipt index, built by the run, knew what it stored.
+    assert sorted(read_back) == sorted(word_records(OTHER_IMAGE, 3).ids)
+    assert word not in read_back
 
 
 def test_a_batch_chosen_before_another_writer_promoted_is_refused(
@@ -715,3 +717,65 @@ def test_metadata_runs_that_change_a_key_s_type_hash_what_chromadb_stores(
         )
         consumer.catch_up()  # one batch per change: each is hashed, not read
         assert_matches_model(rig, "words")
+
+
+def test_metadata_updates_find_records_the_same_batch_added_moved_or_deleted(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the receipt index is built, metadata updates are answered from
+    memory; a batch that adds a receipt's records, moves a record to another
+    receipt and deletes some before updating them must update exactly what
+    ChromaDB holds then (checked against the model, built without
+    ChromaDB), and never ask ChromaDB for a receipt's records."""
+    rig.delta("words", word_records(IMAGE, 1))
+    rig.delta("words", word_records(IMAGE, 2))
+    consumer = rig.consumer()
+    consumer.catch_up()
+    rig.append("words", MetadataUpdate(image_id=IMAGE, receipt_id=1, changes={"a": 1}))
+    consumer.catch_up()  # builds the index
+    asked: list[Any] = []
+    real = ChromaCollection.records_by_receipt
+    monkeypatch.setattr(
+        ChromaCollection,
+        "records_by_receipt",
+        lambda self, images: asked.append(images) or real(self, images),
+    )
+    scans: list[int] = []
+    real_scan = ChromaCollection.all_metadatas
+    monkeypatch.setattr(
+        ChromaCollection,
+        "all_metadatas",
+        lambda self: scans.append(1) or real_scan(self),
+    )
+
+    moved = word_records(IMAGE, 1, lines=1, words=1, seed=5)
+    moved.metadatas[0] = {"receipt_id": 2, "moved": True}  # image_id kept
+    rig.delta("words", word_records(IMAGE, 3, seed=1))
+    rig.delta("words", moved)
+    rig.append("words", RecordsDelete(image_id=IMAGE, receipt_id=2, line_id=1))
+    for receipt in (1, 2, 3):
+        rig.append(
+            "words",
+            MetadataUpdate(image_id=IMAGE, receipt_id=receipt, changes={"b": receipt}),
+        )
+    rig.append(
+        "words",
+        LabelUpdate(
+            image_id=IMAGE, receipt_id=2, line_id=2, word_id=1, valid_labels=["TAX"]
+        ),
+    )
+    rig.append("words", MetadataUpdate(image_id=IMAGE, receipt_id=2, changes={"c": 0}))
+    consumer.catch_up()
+    assert_matches_model(rig, "words")
+
+    # And in the next batch, from what the last one left.
+    rig.delta("words", word_records(IMAGE, 4, seed=2))
+    rig.append("words", RecordsDelete(image_id=IMAGE, receipt_id=3))
+    for receipt in (1, 2, 3, 4):
+        rig.append(
+            "words",
+            MetadataUpdate(image_id=IMAGE, receipt_id=receipt, changes={"d": "x"}),
+        )
+    consumer.catch_up()
+    assert_matches_model(rig, "words")
+    assert (asked, scans) == ([], [])
