@@ -146,3 +146,43 @@ def test_reports_before_the_first_use_are_ignored_and_the_build_reads_the_collec
         word_id_of(IMAGE, 1, 1, 2),
     ]
     assert all(metadata is not None for _, metadata in found[(IMAGE, 1)])
+
+
+def test_equal_values_of_different_types_are_kept_apart(tmp_path: Path) -> None:
+    """The index shares equal values between records to save memory; True,
+    1 and 1.0 are equal in Python but hash differently in the digest."""
+    base = {"image_id": IMAGE, "receipt_id": 1}
+    values = {"a": True, "b": 1, "c": 1.0, "d": False, "e": 0}
+    records = DeltaRecords(
+        [f"r{key}" for key in values],
+        np.ones((len(values), 4), dtype=np.float32),
+        ["doc"] * len(values),
+        [{**base, "flag": value} for value in values.values()],
+    )
+    with open_collection(tmp_path / "words", "words", space="l2") as collection:
+        collection.upsert(page_of(records))
+        index = ReceiptIndex()
+        found = dict(index.records_of(collection, [(IMAGE, 1)])[(IMAGE, 1)])
+    for key, value in values.items():
+        stored = found[f"r{key}"]
+        assert stored is not None
+        assert (stored["flag"], type(stored["flag"])) == (value, type(value))
+
+
+def test_an_upsert_naming_one_identity_key_of_an_unknown_record_rebuilds(
+    tmp_path: Path,
+) -> None:
+    """Which receipt such a record lands in depends on a key the index does
+    not hold, so it forgets everything and scans again on its next use."""
+    with open_collection(tmp_path / "words", "words", space="l2") as collection:
+        collection.upsert(page_of(one_record("loose", {"image_id": IMAGE})))
+        collection.upsert(page_of(word_records(IMAGE, 1, lines=1, words=1)))
+        index = ReceiptIndex()
+        index.records_of(collection, [])
+        index.changed(["loose"])  # its metadata (and so its image_id) unknown
+        update = one_record("loose", {"receipt_id": 1})
+        collection.upsert(page_of(update))
+        index.upserted(update.ids, update.metadatas)
+        assert not index.built
+        assert_agrees(index, collection)
+        assert "loose" in chromadb_view(collection)[(IMAGE, 1)]
