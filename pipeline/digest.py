@@ -164,7 +164,8 @@ class RecordHashes:
         self._order: list[str] | None = None
         #: The records by receipt, kept with these hashes by the consumer
         #: (built on its first metadata update; see pipeline.receipt_index).
-        #: Every record this object re-hashes or drops is reported to it.
+        #: Every record this object reads or drops is reported to it (the
+        #: apply functions report the ``metadata_after`` they compute).
         self.receipts = ReceiptIndex()
 
     def __len__(self) -> int:
@@ -184,7 +185,7 @@ class RecordHashes:
                 record_id, body, page.metadatas[index]
             )
         if self.receipts.built:
-            self.receipts.stored(dict(zip(page.ids, page.metadatas, strict=True)))
+            self.receipts.read(dict(zip(page.ids, page.metadatas, strict=True)))
 
     def refresh(
         self,
@@ -207,14 +208,13 @@ class RecordHashes:
             stored.update(page.ids)
         unknown: list[str] = []
         known = metadata_after or {}
-        exact: dict[str, Metadata | None] = {}
         for record_id in partial & known.keys():
             body = self._bodies.get(record_id)
             if body is not None:
                 metadata = known[record_id]
                 self._hashes[record_id] = combined_hash(record_id, body, metadata)
-                exact[record_id] = metadata
                 stored.add(record_id)
+        read: dict[str, Metadata | None] = {}
         partial -= stored
         for record_id, metadata in collection.metadatas(sorted(partial)):
             stored.add(record_id)
@@ -223,8 +223,8 @@ class RecordHashes:
                 unknown.append(record_id)
             else:
                 self._hashes[record_id] = combined_hash(record_id, body, metadata)
-                exact[record_id] = metadata
-        self.receipts.stored(exact)
+                read[record_id] = metadata
+        self.receipts.read(read)
         for page in collection.records(unknown):
             self.add(page)
         gone = [i for i in wanted | partial if i not in stored and i in self._hashes]

@@ -16,9 +16,9 @@ it must follow every change to the collection, which happens in two places:
   the identity keys the delta names), deletes, and metadata changes whose
   result is not known exactly (those records' metadata is then "unknown"
   until read back);
-- after the batch, :class:`pipeline.digest.RecordHashes` reports the exact
-  stored metadata of every record it re-hashed (read back or known), and
-  every record it dropped.
+- after the batch, :class:`pipeline.digest.RecordHashes` reports the
+  stored metadata of every record it read back to re-hash, and every
+  record it dropped.
 
 Membership is always exact: the identity keys change only by upsert and
 delete, both reported, and metadata updates cannot change them
@@ -112,10 +112,20 @@ class ReceiptIndex:
     # -- reports ------------------------------------------------------------
 
     def stored(self, known: Mapping[str, Metadata | None]) -> None:
-        """These records are stored with exactly this metadata."""
+        """These records are stored with exactly this metadata, computed
+        from what the index knew (its keys and values are the index's)."""
         if not self._built:
             return
         for record_id, metadata in known.items():
+            self._place(record_id, metadata)
+            self._metadata[record_id] = metadata
+
+    def read(self, found: Mapping[str, Metadata | None]) -> None:
+        """These records are stored with this metadata, as ChromaDB just
+        returned it."""
+        if not self._built:
+            return
+        for record_id, metadata in found.items():
             self._know(record_id, metadata)
 
     def upserted(
@@ -167,6 +177,7 @@ class ReceiptIndex:
         self._members, self._key_of, self._metadata, self._shared = {}, {}, {}, {}
 
     def _know(self, record_id: str, metadata: Metadata | None) -> None:
+        """Keep metadata read from ChromaDB, sharing its keys and values."""
         if metadata is not None:
             share = self._shared.setdefault
             # Values are shared by type and value: True == 1 == 1.0 in Python,
