@@ -121,6 +121,13 @@ class KnownIds:
         self._removed |= removed
         self._added -= removed
 
+    @property
+    def removed(self) -> frozenset[str]:
+        """Every id reported deleted. A delete that fails part-way and is
+        retried finds only the ids still stored, so its result's ``touched``
+        lacks those the first attempt removed; these include them."""
+        return frozenset(self._removed)
+
 
 @dataclass(frozen=True)
 class ApplyContext:
@@ -239,10 +246,10 @@ def apply_metadata_run(
             raise TypeError(f"seq {envelope.seq} is not a metadata_update")
         payloads.append(envelope.payload)
     members: Mapping[tuple[str, int], Sequence[tuple[str, Metadata | None]]]
+    keys = sorted({(p.image_id, p.receipt_id) for p in payloads})
     if receipts is None:
-        members = collection.records_by_receipt(sorted({p.image_id for p in payloads}))
+        members = collection.records_by_receipt(keys)
     else:
-        keys = sorted({(p.image_id, p.receipt_id) for p in payloads})
         members = receipts.records_of(collection, keys)
 
     stored: dict[str, Metadata | None] = {}

@@ -16,7 +16,7 @@ through this module, which keeps the rules DESIGN section 6 measured:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,20 @@ PAGE_SIZE = 5000
 MetadataValue = str | int | float | bool
 Metadata = dict[str, MetadataValue]
 Embeddings = npt.NDArray[np.float32]
+#: (image_id, receipt_id): what a metadata update names.
+ReceiptKey = tuple[str, int]
+
+
+def receipt_id_matches(stored: object, receipt_id: int) -> bool:
+    """Whether ChromaDB's ``{"receipt_id": {"$eq": receipt_id}}`` matches a
+    stored value: an int equal to it, or a float equal to it once it is
+    converted to a float (so 1.0 matches 1), never a bool (True does not
+    match 1) or a string. Checked against chromadb 1.5.9."""
+    if type(stored) is int:
+        return stored == receipt_id
+    if type(stored) is float:
+        return stored == float(receipt_id)
+    return False
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,26 +198,31 @@ class ChromaCollection:
                 return found
 
     def records_by_receipt(
-        self, image_ids: Sequence[str]
-    ) -> dict[tuple[str, int], list[tuple[str, Metadata]]]:
-        """Id and metadata of every record of the given images, by
-        (image_id, receipt_id), found with one paged query instead of one per
-        receipt."""
-        found: dict[tuple[str, int], list[tuple[str, Metadata]]] = {}
+        self, keys: Iterable[ReceiptKey]
+    ) -> dict[ReceiptKey, list[tuple[str, Metadata]]]:
+        """Id and metadata of every record of the given receipts, the records
+        a ``record_filter`` of each would match, found with one paged query
+        of their images instead of one query per receipt."""
+        wanted: dict[str, set[int]] = {}
+        for image_id, receipt_id in keys:
+            wanted.setdefault(image_id, set()).add(receipt_id)
+        found: dict[ReceiptKey, list[tuple[str, Metadata]]] = {}
         offset = 0
         while True:
             with chroma_errors("get", self.path):
                 page = self.raw.get(
-                    where={"image_id": {"$in": list(image_ids)}},
+                    where={"image_id": {"$in": sorted(wanted)}},
                     include=["metadatas"],
                     limit=PAGE_SIZE,
                     offset=offset,
                 )
             for record_id, meta in zip(page["ids"], page["metadatas"], strict=True):
-                receipt = meta.get("receipt_id") if meta else None
-                if isinstance(receipt, int):
-                    key = (str(meta["image_id"]), receipt)
-                    found.setdefault(key, []).append((record_id, meta))
+                image_id = meta["image_id"]
+                for receipt_id in wanted[image_id]:
+                    if receipt_id_matches(meta.get("receipt_id"), receipt_id):
+                        found.setdefault((image_id, receipt_id), []).append(
+                            (record_id, meta)
+                        )
             offset += len(page["ids"])
             if len(page["ids"]) < PAGE_SIZE:
                 return found

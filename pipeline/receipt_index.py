@@ -20,6 +20,12 @@ it must follow every change to the collection, which happens in two places:
   stored metadata of every record it read back to re-hash, and every
   record it dropped.
 
+A record is filed under the receipts whose ``record_filter`` ChromaDB
+would match it with (:func:`pipeline.chroma.receipt_id_matches`: a stored
+1.0 belongs to receipt 1, a stored True to none), the same rule the lookup
+without the index follows, so that a consumer with the index, one without
+it and a replay update the same records.
+
 Membership is always exact: the identity keys change only by upsert and
 delete, both reported, and metadata updates cannot change them
 (:data:`journal.events.IDENTITY_KEYS`). Only metadata values can be
@@ -38,26 +44,39 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from pipeline.chroma import ChromaCollection, Metadata
+from pipeline.chroma import ChromaCollection, Metadata, ReceiptKey
 
-#: (image_id, receipt_id): what a metadata update names.
-ReceiptKey = tuple[str, int]
 _IDENTITY = ("image_id", "receipt_id")
+#: Where a record is filed: its image_id, and its receipt_id tagged with its
+#: type, since ChromaDB compares an int receipt_id with a stored int exactly
+#: and with a stored float as a float (pipeline.chroma.receipt_id_matches),
+#: and Python would confuse 1, 1.0 and True.
+_Place = tuple[str, str, int | float]
+#: Sharing more distinct values than this (and than twice the records)
+#: starts a new table, so that values churned through are not kept.
+_SHARED_FLOOR = 100_000
 
 
-def receipt_key(metadata: Mapping[str, object] | None) -> ReceiptKey | None:
-    """The receipt a record belongs to by its metadata; None for none.
-
-    The same rule as :meth:`ChromaCollection.records_by_receipt`: a string
-    ``image_id`` (ChromaDB's ``$in`` of strings matches no other type) and
-    an integer ``receipt_id``.
-    """
+def _place_of(metadata: Mapping[str, object] | None) -> _Place | None:
+    """Where a record with this metadata is filed; None when no metadata
+    update can name it (image_id not a string, receipt_id not an int or a
+    float)."""
     if not metadata:
         return None
     image_id, receipt_id = metadata.get("image_id"), metadata.get("receipt_id")
-    if isinstance(image_id, str) and isinstance(receipt_id, int):
-        return image_id, receipt_id
+    if not isinstance(image_id, str):
+        return None
+    if type(receipt_id) is int:
+        return image_id, "i", receipt_id
+    if type(receipt_id) is float:
+        return image_id, "f", receipt_id
     return None
+
+
+def _places(key: ReceiptKey) -> tuple[_Place, _Place]:
+    """Where the records a metadata update of ``key`` matches are filed."""
+    image_id, receipt_id = key
+    return (image_id, "i", receipt_id), (image_id, "f", float(receipt_id))
 
 
 class ReceiptIndex:
@@ -70,14 +89,15 @@ class ReceiptIndex:
 
     def __init__(self) -> None:
         self._built = False
-        self._members: dict[ReceiptKey, set[str]] = {}
-        self._key_of: dict[str, ReceiptKey] = {}
+        self._members: dict[_Place, set[str]] = {}
+        self._place_of: dict[str, _Place] = {}
         # Stored metadata by record id; absent means not known exactly.
         self._metadata: dict[str, Metadata | None] = {}
         # One object per distinct key, value and receipt key: ChromaDB hands
         # out a new string for every key of every record, and 70k records'
         # metadata took 137 MB without sharing them.
         self._shared: dict[object, object] = {}
+        self._share_limit = _SHARED_FLOOR
 
     @property
     def built(self) -> bool:
@@ -85,7 +105,8 @@ class ReceiptIndex:
         return self._built
 
     def __len__(self) -> int:
-        return len(self._key_of)
+        """Records filed under a receipt."""
+        return len(self._place_of)
 
     def records_of(
         self, collection: ChromaCollection, keys: Iterable[ReceiptKey]
@@ -94,12 +115,19 @@ class ReceiptIndex:
         not known exactly), built from ``collection`` on first use."""
         if not self._built:
             self._forget()
-            for record_id, metadata in collection.all_metadatas():
-                self._know(record_id, metadata)
+            try:
+                for record_id, metadata in collection.all_metadatas():
+                    self._know(record_id, metadata)
+            except BaseException:
+                self._forget()
+                raise
             self._built = True
+            self._share_limit = max(_SHARED_FLOOR, 2 * len(self._metadata))
         found: dict[ReceiptKey, list[tuple[str, Metadata | None]]] = {}
         for key in keys:
-            members = self._members.get(key)
+            members: set[str] = set()
+            for place in _places(key):
+                members |= self._members.get(place, set())
             if members:
                 found[key] = [(i, self._metadata.get(i)) for i in sorted(members)]
         return found
@@ -107,6 +135,8 @@ class ReceiptIndex:
     def known_metadata(self, ids: Iterable[str]) -> dict[str, Metadata | None]:
         """The stored metadata of those of ``ids`` known exactly (none before
         the index is built: this never builds it)."""
+        if not self._built:
+            return {}
         return {i: self._metadata[i] for i in ids if i in self._metadata}
 
     # -- reports ------------------------------------------------------------
@@ -174,11 +204,15 @@ class ReceiptIndex:
 
     def _forget(self) -> None:
         self._built = False
-        self._members, self._key_of, self._metadata, self._shared = {}, {}, {}, {}
+        self._members, self._place_of, self._metadata = {}, {}, {}
+        self._shared = {}
+        self._share_limit = _SHARED_FLOOR
 
     def _know(self, record_id: str, metadata: Metadata | None) -> None:
         """Keep metadata read from ChromaDB, sharing its keys and values."""
         if metadata is not None:
+            if len(self._shared) > self._share_limit:
+                self._shared = {}
             share = self._shared.setdefault
             # Values are shared by type and value: True == 1 == 1.0 in Python,
             # and a bool must stay a bool.
@@ -191,9 +225,9 @@ class ReceiptIndex:
 
     def _identity_of(self, record_id: str) -> dict[str, object] | None:
         """The identity keys ``record_id`` holds, when known."""
-        key = self._key_of.get(record_id)
-        if key is not None:
-            return {"image_id": key[0], "receipt_id": key[1]}
+        place = self._place_of.get(record_id)
+        if place is not None:
+            return {"image_id": place[0], "receipt_id": place[2]}
         if record_id in self._metadata:
             stored = self._metadata[record_id] or {}
             return {k: stored[k] for k in _IDENTITY if k in stored}
@@ -202,21 +236,20 @@ class ReceiptIndex:
     # -- membership -----------------------------------------------------------
 
     def _place(self, record_id: str, metadata: Mapping[str, object] | None) -> None:
-        key = receipt_key(metadata)
-        if self._key_of.get(record_id) == key:
+        place = _place_of(metadata)
+        if self._place_of.get(record_id) == place:
             return
         self._unplace(record_id)
-        if key is not None:
-            shared = (type(key[1]), key)  # (img, True) == (img, 1): keep each
-            key = self._shared.setdefault(shared, key)  # type: ignore[assignment]
-            self._key_of[record_id] = key
-            self._members.setdefault(key, set()).add(record_id)
+        if place is not None:
+            place = self._shared.setdefault(place, place)  # type: ignore[assignment]
+            self._place_of[record_id] = place
+            self._members.setdefault(place, set()).add(record_id)
 
     def _unplace(self, record_id: str) -> None:
-        key = self._key_of.pop(record_id, None)
-        if key is None:
+        place = self._place_of.pop(record_id, None)
+        if place is None:
             return
-        members = self._members[key]
+        members = self._members[place]
         members.discard(record_id)
         if not members:
-            del self._members[key]
+            del self._members[place]

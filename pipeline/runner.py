@@ -190,6 +190,8 @@ class BatchRunner:
                 result.merge(applied)
                 faults.point(f"applied_{envelope.payload.type}")
             timer.lap("apply")
+            if known is not None:
+                result.touched |= known.removed
             hashes = _refreshed(before, collection, result)
             digest = hashes.digest()
             timer.lap("digest")

@@ -779,3 +779,28 @@ def test_metadata_updates_find_records_the_same_batch_added_moved_or_deleted(
     consumer.catch_up()
     assert_matches_model(rig, "words")
     assert (asked, scans) == ([], [])
+
+
+def test_a_delete_that_fails_part_way_and_is_retried_publishes_the_right_digest(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry finds only the records still stored; the ones the failed
+    attempt removed must still leave the digest."""
+    rig.delta("words", word_records(IMAGE, 1))
+    consumer = rig.consumer()
+    consumer.catch_up()
+    real = ChromaCollection.delete
+    calls: list[list[str]] = []
+
+    def flaky(self: ChromaCollection, ids: Sequence[str]) -> None:
+        calls.append(list(ids))
+        if len(calls) == 1:
+            real(self, ids[: len(ids) // 2])
+            raise RuntimeError("failed after deleting half")
+        real(self, ids)
+
+    monkeypatch.setattr(ChromaCollection, "delete", flaky)
+    rig.append("words", RecordsDelete(image_id=IMAGE, receipt_id=1))
+    consumer.catch_up()
+    assert [len(c) for c in calls] == [6, 3]
+    assert_matches_model(rig, "words")

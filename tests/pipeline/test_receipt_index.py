@@ -22,7 +22,7 @@ from journal.events import (
 from journal.ids import word_id_of
 from journal.local_store import LocalObjectStore
 from pipeline.applier import EventApplier
-from pipeline.apply import ApplyContext
+from pipeline.apply import ApplyContext, record_filter
 from pipeline.chroma import ChromaCollection, RecordPage, open_collection
 from pipeline.digest import RecordHashes
 from pipeline.receipt_index import ReceiptIndex
@@ -55,7 +55,7 @@ def one_record(record_id: str, metadata: dict[str, Any]) -> DeltaRecords:
 def chromadb_view(
     collection: ChromaCollection,
 ) -> dict[tuple[str, int], dict[str, Any]]:
-    found = collection.records_by_receipt([IMAGE, OTHER_IMAGE])
+    found = collection.records_by_receipt(KEYS)
     return {key: dict(records) for key, records in found.items()}
 
 
@@ -186,3 +186,39 @@ def test_an_upsert_naming_one_identity_key_of_an_unknown_record_rebuilds(
         assert not index.built
         assert_agrees(index, collection)
         assert "loose" in chromadb_view(collection)[(IMAGE, 1)]
+
+
+def test_a_receipt_holds_what_chromadb_filters_match_whatever_the_stored_type(
+    tmp_path: Path,
+) -> None:
+    """ChromaDB's ``$eq`` on an int receipt_id matches a stored int equal to
+    it and a stored float equal to it as a float, never a bool or a string;
+    the index and the run lookup must file records the same way."""
+    big = 2**53 + 1
+    stored: dict[str, Any] = {
+        "int": 1,
+        "float": 1.0,
+        "bool": True,
+        "half": 1.5,
+        "text": "1",
+        "big": big,
+        "big_float": float(2**53),  # equals float(big) and float(2**53)
+        "zero": 0,
+        "false": False,
+    }
+    records = DeltaRecords(
+        list(stored),
+        np.ones((len(stored), 4), dtype=np.float32),
+        ["doc"] * len(stored),
+        [{"image_id": IMAGE, "receipt_id": value} for value in stored.values()],
+    )
+    keys = [(IMAGE, receipt) for receipt in (0, 1, 2, 2**53, big)]
+    with open_collection(tmp_path / "words", "words", space="l2") as collection:
+        collection.upsert(page_of(records))
+        truth = {key: sorted(collection.ids_where(record_filter(*key))) for key in keys}
+        by_lookup = collection.records_by_receipt(keys)
+        by_index = ReceiptIndex().records_of(collection, keys)
+    assert truth[(IMAGE, 1)] == ["float", "int"]
+    assert truth[(IMAGE, big)] == ["big", "big_float"]
+    for found in (by_lookup, by_index):
+        assert {key: sorted(i for i, _ in found.get(key, [])) for key in keys} == truth
