@@ -47,7 +47,7 @@ from journal.events import (
 from journal.ids import word_id_of
 from journal.labels import label_metadata
 from journal.objectstore import ObjectStore
-from pipeline.chroma import ChromaCollection, Metadata, RecordPage
+from pipeline.chroma import ChromaCollection, Metadata, ReceiptKey, RecordPage
 from pipeline.receipt_index import ReceiptIndex
 
 log = structlog.get_logger(__name__)
@@ -150,10 +150,8 @@ def apply_event(
     match payload:
         case DeltaMerge():
             return apply_delta(collection, envelope, payload, context)
-        case MetadataUpdate() if context.receipts is not None:
-            return apply_metadata_run(collection, [envelope], context.receipts)
         case MetadataUpdate():
-            return apply_metadata(collection, payload)
+            return apply_metadata_run(collection, [envelope], context.receipts)
         case LabelUpdate():
             return apply_label_run(
                 collection, [envelope], context.known, context.receipts
@@ -206,22 +204,14 @@ def apply_delta(
     return result
 
 
-def apply_metadata(
-    collection: ChromaCollection, payload: MetadataUpdate
-) -> ApplyResult:
-    """Apply receipt-level metadata changes to every record of the receipt."""
-    ids = collection.ids_where(record_filter(payload.image_id, payload.receipt_id))
-    collection.update_metadatas(ids, payload.changes)
-    return ApplyResult(updated=len(ids), metadata_touched=set(ids))
-
-
 def apply_metadata_run(
     collection: ChromaCollection,
     envelopes: Sequence[Envelope],
     receipts: ReceiptIndex | None = None,
 ) -> ApplyResult:
-    """Apply consecutive ``metadata_update`` events with one lookup and one
-    update per page, with the result of applying them one by one.
+    """Apply consecutive ``metadata_update`` events (a single one is a run
+    of one) with one lookup and one update per page, with the result of
+    applying them one by one.
 
     That holds because metadata updates neither add nor remove records (so
     one lookup of the run's receipts serves every event), and ChromaDB's
@@ -245,7 +235,7 @@ def apply_metadata_run(
         if not isinstance(envelope.payload, MetadataUpdate):
             raise TypeError(f"seq {envelope.seq} is not a metadata_update")
         payloads.append(envelope.payload)
-    members: Mapping[tuple[str, int], Sequence[tuple[str, Metadata | None]]]
+    members: Mapping[ReceiptKey, Sequence[tuple[str, Metadata | None]]]
     keys = sorted({(p.image_id, p.receipt_id) for p in payloads})
     if receipts is None:
         members = collection.records_by_receipt(keys)

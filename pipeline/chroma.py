@@ -185,17 +185,33 @@ class ChromaCollection:
             with chroma_errors("delete", self.path):
                 self.raw.delete(ids=list(ids[start : start + PAGE_SIZE]))
 
-    def ids_where(self, where: Mapping[str, Any]) -> list[str]:
-        """Ids of every record whose metadata matches ``where``."""
-        found: list[str] = []
+    def _paged_get(
+        self,
+        include: list[str],
+        where: Mapping[str, Any] | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[Mapping[str, Any]]:
+        """ChromaDB ``get`` results of every matching record, ``page_size``
+        at a time (one unpaged ``get`` fails past about 32k records), never
+        an empty one."""
+        offset = 0
         while True:
             with chroma_errors("get", self.path):
                 page = self.raw.get(
-                    where=dict(where), include=[], limit=PAGE_SIZE, offset=len(found)
+                    where=None if where is None else dict(where),
+                    include=include,
+                    limit=page_size,
+                    offset=offset,
                 )
-            found.extend(page["ids"])
-            if len(page["ids"]) < PAGE_SIZE:
-                return found
+            if page["ids"]:
+                yield page
+            offset += len(page["ids"])
+            if len(page["ids"]) < page_size:
+                return
+
+    def ids_where(self, where: Mapping[str, Any]) -> list[str]:
+        """Ids of every record whose metadata matches ``where``."""
+        return [i for page in self._paged_get([], where) for i in page["ids"]]
 
     def records_by_receipt(
         self, keys: Iterable[ReceiptKey]
@@ -207,15 +223,8 @@ class ChromaCollection:
         for image_id, receipt_id in keys:
             wanted.setdefault(image_id, set()).add(receipt_id)
         found: dict[ReceiptKey, list[tuple[str, Metadata]]] = {}
-        offset = 0
-        while True:
-            with chroma_errors("get", self.path):
-                page = self.raw.get(
-                    where={"image_id": {"$in": sorted(wanted)}},
-                    include=["metadatas"],
-                    limit=PAGE_SIZE,
-                    offset=offset,
-                )
+        where = {"image_id": {"$in": sorted(wanted)}}
+        for page in self._paged_get(["metadatas"], where):
             for record_id, meta in zip(page["ids"], page["metadatas"], strict=True):
                 image_id = meta["image_id"]
                 for receipt_id in wanted[image_id]:
@@ -223,9 +232,7 @@ class ChromaCollection:
                         found.setdefault((image_id, receipt_id), []).append(
                             (record_id, meta)
                         )
-            offset += len(page["ids"])
-            if len(page["ids"]) < PAGE_SIZE:
-                return found
+        return found
 
     def existing(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are stored."""
@@ -262,34 +269,17 @@ class ChromaCollection:
 
     def all_metadatas(self) -> Iterator[tuple[str, Metadata | None]]:
         """Every record's id and metadata, without embeddings or documents."""
-        offset = 0
-        while True:
-            with chroma_errors("get", self.path):
-                page = self.raw.get(
-                    include=["metadatas"], limit=PAGE_SIZE, offset=offset
-                )
+        for page in self._paged_get(["metadatas"]):
             for record_id, metadata in zip(page["ids"], page["metadatas"], strict=True):
                 yield record_id, dict(metadata) if metadata else None
-            offset += len(page["ids"])
-            if len(page["ids"]) < PAGE_SIZE:
-                return
 
     def pages(self, page_size: int = PAGE_SIZE) -> Iterator[RecordPage]:
         """Every record, ``page_size`` at a time (in storage order)."""
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}")
-        offset = 0
-        while True:
-            with chroma_errors("get", self.path):
-                page = self.raw.get(
-                    include=["embeddings", "documents", "metadatas"],
-                    limit=page_size,
-                    offset=offset,
-                )
-            if not page["ids"]:
-                return
+        include = ["embeddings", "documents", "metadatas"]
+        for page in self._paged_get(include, page_size=page_size):
             yield _page_of(page)
-            offset += len(page["ids"])
 
 
 def _page_of(result: Mapping[str, Any]) -> RecordPage:

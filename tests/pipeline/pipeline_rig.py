@@ -26,6 +26,7 @@ from journal.ids import line_id_of, word_id_of
 from journal.labels import label_metadata
 from journal.local_store import LocalObjectStore
 from journal.sqlite import SQLiteJournal
+from pipeline.chroma import RecordPage
 from pipeline.config import ConsumerConfig
 from pipeline.consumer import Consumer
 from pipeline.digest import Digest, digest_of_path
@@ -66,7 +67,29 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+def envelope(payload: Payload, seq: int = 1, collection: str = "words") -> Envelope:
+    """An event as the journal would hand it out."""
+    return Envelope(
+        collection=collection,
+        seq=seq,
+        event_id=f"event-{seq}",
+        recorded_at=T0,
+        producer="test",
+        payload=payload,
+    )
+
+
 # -- records -------------------------------------------------------------------
+
+
+def page_of(records: DeltaRecords) -> RecordPage:
+    """Delta records as a page to upsert directly."""
+    return RecordPage(
+        records.ids,
+        records.embeddings,
+        list(records.documents),
+        list(records.metadatas),
+    )
 
 
 def word_records(

@@ -9,10 +9,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pipeline_rig import IMAGE, OTHER_IMAGE, T0, line_records, word_records
+from pipeline_rig import (
+    IMAGE,
+    OTHER_IMAGE,
+    envelope,
+    line_records,
+    page_of,
+    word_records,
+)
 from structlog.testing import capture_logs
 
-from journal.deltas import DeltaRecords, write_delta
+from journal.deltas import write_delta
 from journal.errors import DeltaIntegrityError, ObjectNotFound
 from journal.events import (
     Envelope,
@@ -35,30 +42,10 @@ from pipeline.apply import (
     apply_metadata_run,
     record_filter,
 )
-from pipeline.chroma import ChromaCollection, RecordPage, open_collection
+from pipeline.chroma import ChromaCollection, open_collection
 from pipeline.digest import RecordHashes
 
 WORD_1_2 = word_id_of(IMAGE, 1, 1, 2)
-
-
-def envelope(payload: Payload, seq: int = 1, collection: str = "words") -> Envelope:
-    return Envelope(
-        collection=collection,
-        seq=seq,
-        event_id=f"event-{seq}",
-        recorded_at=T0,
-        producer="test",
-        payload=payload,
-    )
-
-
-def page_of(records: DeltaRecords) -> RecordPage:
-    return RecordPage(
-        records.ids,
-        records.embeddings,
-        list(records.documents),
-        list(records.metadatas),
-    )
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_rig import IMAGE, word_records
+from pipeline_rig import IMAGE, page_of, word_records
 
 from journal.deltas import DeltaRecords
-from pipeline.chroma import ChromaCollection, RecordPage, open_collection
+from pipeline.chroma import ChromaCollection, open_collection
 from pipeline.digest import (
     RecordHashes,
     digest_format,
@@ -24,15 +24,6 @@ from pipeline.digest import (
 from pipeline.files import seal_tree
 
 VECTOR = np.arange(4, dtype=np.float32)
-
-
-def page_of(records: DeltaRecords) -> RecordPage:
-    return RecordPage(
-        records.ids,
-        records.embeddings,
-        list(records.documents),
-        list(records.metadatas),
-    )
 
 
 def test_record_hash_separates_its_fields() -> None:

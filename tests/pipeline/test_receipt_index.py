@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pipeline_rig import IMAGE, OTHER_IMAGE, T0, word_records
+from pipeline_rig import IMAGE, OTHER_IMAGE, envelope, page_of, word_records
 
 from journal.deltas import DeltaRecords, write_delta
 from journal.events import (
-    Envelope,
     LabelUpdate,
     MetadataUpdate,
     Payload,
@@ -23,28 +22,11 @@ from journal.ids import word_id_of
 from journal.local_store import LocalObjectStore
 from pipeline.applier import EventApplier
 from pipeline.apply import ApplyContext, record_filter
-from pipeline.chroma import ChromaCollection, RecordPage, open_collection
+from pipeline.chroma import ChromaCollection, open_collection
 from pipeline.digest import RecordHashes
 from pipeline.receipt_index import ReceiptIndex
 
 KEYS = [(image, receipt) for image in (IMAGE, OTHER_IMAGE) for receipt in range(1, 6)]
-
-
-def envelope(payload: Payload, seq: int) -> Envelope:
-    return Envelope(
-        collection="words",
-        seq=seq,
-        event_id=f"event-{seq}",
-        recorded_at=T0,
-        producer="test",
-        payload=payload,
-    )
-
-
-def page_of(records: DeltaRecords) -> RecordPage:
-    return RecordPage(
-        records.ids, records.embeddings, list(records.documents), records.metadatas
-    )
 
 
 def one_record(record_id: str, metadata: dict[str, Any]) -> DeltaRecords:
